@@ -1,0 +1,40 @@
+# PHRX: two commands on a fresh machine.
+#   make demo   - bootstrap, then run the demo node on embedded defaults (SQLite + local dev chain)
+#   make test   - bootstrap, lint, format check, full test suite with branch coverage
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.phrx-installed
+NPM_STAMP := node_modules/.phrx-installed
+
+.PHONY: bootstrap demo test lint format bench clean
+
+bootstrap: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY_STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: bootstrap
+	$(BIN)/phrx demo
+
+test: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
+
+lint:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: bootstrap
+	$(BIN)/phrx bench ingest
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .coverage

@@ -1,0 +1,1 @@
+"""Solidity sources, their build script and the committed compiler artifacts."""

@@ -1,0 +1,161 @@
+"""Type- and instance-level interactions: /fhir/{type}[/{id}[/_history[/{vid}]]]."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+
+from fhir_server.api.http import (
+    base_url,
+    fhir_response,
+    negotiate,
+    parse_etag,
+    read_json_body,
+    strict_handling,
+    version_headers,
+    wants_return,
+)
+from fhir_server.api.searchset import history_bundle, search_bundle
+from fhir_server.errors import BadRequest
+from fhir_server.resources import ids, interactions
+from fhir_server.resources.interactions import Result
+from fhir_server.resources.searching import run_search
+from fhir_server.resources.types import check_type
+from validators.r4 import validate_resource
+
+bp = Blueprint("rest", __name__, url_prefix="/fhir")
+
+
+def store():
+    return current_app.extensions["phrx.node"].store
+
+
+@bp.before_request
+def _negotiate():
+    negotiate()
+
+
+def _query_pairs() -> list[tuple[str, str]]:
+    pairs = list(request.args.items(multi=True))
+    if request.method == "POST" and request.form:
+        pairs.extend(request.form.items(multi=True))
+    return [(k, v) for k, v in pairs if k != "_format"]
+
+
+def _written(result: Result, status: int | None = None):
+    written = result.written
+    headers = version_headers(
+        written.res_type, written.res_id, written.version_id, written.last_updated_us
+    )
+    choice = wants_return()
+    body = result.resource if choice == "representation" else None
+    if choice == "OperationOutcome":
+        body = {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "information", "code": "informational", "diagnostics": "ok"}],
+        }
+    return fhir_response(body, status or result.status, headers)
+
+
+# -- type level -----------------------------------------------------------------
+@bp.get("/<res_type>")
+@bp.post("/<res_type>/_search")
+def search(res_type: str):
+    check_type(res_type)
+    form = request.mimetype == "application/x-www-form-urlencoded"
+    if request.method == "POST" and not form and request.get_data():
+        raise BadRequest("POST _search takes application/x-www-form-urlencoded parameters.")
+    query = _query_pairs()
+    page = run_search(store(), res_type, query, strict=strict_handling())
+    return fhir_response(search_bundle(page, f"{base_url()}/{res_type}", query))
+
+
+@bp.post("/<res_type>")
+def create(res_type: str):
+    check_type(res_type)
+    body = validate_resource(read_json_body(), expected_type=res_type)
+    body = {**body, "id": ids.new_id()}  # the server assigns ids on create
+    with store().unit_of_work(prepare=[body]) as writer:
+        result = interactions.create(writer, body, request.headers.get("If-None-Exist"))
+    return _written(result)
+
+
+@bp.put("/<res_type>")
+def conditional_update(res_type: str):
+    check_type(res_type)
+    query = _query_pairs()
+    if not query:
+        raise BadRequest("PUT on a type needs search criteria (conditional update).")
+    body = validate_resource(read_json_body(), expected_type=res_type)
+    with store().unit_of_work(prepare=[body] if body.get("id") else []) as writer:
+        result = interactions.conditional_update(writer, res_type, query, body)
+    return _written(result)
+
+
+@bp.delete("/<res_type>")
+def conditional_delete(res_type: str):
+    check_type(res_type)
+    query = _query_pairs()
+    if not query:
+        raise BadRequest("DELETE on a type needs search criteria (conditional delete).")
+    with store().unit_of_work() as writer:
+        interactions.conditional_delete(writer, res_type, query)
+    return fhir_response(None, 204)
+
+
+@bp.get("/<res_type>/_history")
+def type_history(res_type: str):
+    check_type(res_type)
+    return history_bundle(store(), res_type=res_type)
+
+
+# -- instance level ---------------------------------------------------------------
+@bp.get("/<res_type>/<res_id>")
+def read(res_type: str, res_id: str):
+    check_type(res_type)
+    resource = store().read(res_type, ids.check_id(res_id))
+    headers = _meta_headers(resource)
+    if request.headers.get("If-None-Match") == headers["ETag"]:
+        return fhir_response(None, 304, headers)
+    return fhir_response(resource, 200, headers)
+
+
+@bp.put("/<res_type>/<res_id>")
+def update(res_type: str, res_id: str):
+    check_type(res_type)
+    ids.check_id(res_id)
+    body = validate_resource(read_json_body(), expected_type=res_type)
+    if_match = parse_etag(request.headers.get("If-Match"))
+    with store().unit_of_work(prepare=[{**body, "id": res_id}]) as writer:
+        result = interactions.update(writer, res_type, res_id, body, if_match)
+    return _written(result)
+
+
+@bp.delete("/<res_type>/<res_id>")
+def delete(res_type: str, res_id: str):
+    check_type(res_type)
+    ids.check_id(res_id)
+    with store().unit_of_work() as writer:
+        interactions.delete(writer, res_type, res_id)
+    return fhir_response(None, 204)
+
+
+@bp.get("/<res_type>/<res_id>/_history")
+def instance_history(res_type: str, res_id: str):
+    check_type(res_type)
+    return history_bundle(store(), res_type=res_type, res_id=ids.check_id(res_id))
+
+
+@bp.get("/<res_type>/<res_id>/_history/<version_id>")
+def vread(res_type: str, res_id: str, version_id: str):
+    check_type(res_type)
+    ids.check_id(res_id)
+    if not version_id.isdigit():
+        raise BadRequest(f"Version id {version_id!r} must be a positive integer.")
+    resource = store().vread(res_type, res_id, int(version_id))
+    return fhir_response(resource, 200, _meta_headers(resource))
+
+
+def _meta_headers(resource: dict) -> dict:
+    meta = resource["meta"]
+    updated = ids.parse_instant_us(meta["lastUpdated"]) or 0
+    return {"ETag": f'W/"{meta["versionId"]}"', "Last-Modified": ids.http_date(updated)}

@@ -1,0 +1,129 @@
+"""searchset and history Bundles with paging links (R4 bundle.html, http.html#history)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import request
+
+from fhir_server.api.http import base_url, fhir_response
+from fhir_server.errors import BadRequest, Issue, operation_outcome
+from fhir_server.resources import ids
+from fhir_server.resources.searching import SearchPage
+from fhir_server.resources.shaping import shape
+from fhir_server.resources.store import ResourceStore
+
+MAX_HISTORY_COUNT = 1000
+
+
+def _link(relation: str, url: str, query: list[tuple[str, str]], offset: int | None) -> dict:
+    pairs = [(k, v) for k, v in query if k != "_offset"]
+    if offset is not None and offset > 0:
+        pairs.append(("_offset", str(offset)))
+    return {"relation": relation, "url": f"{url}?{urlencode(pairs)}" if pairs else url}
+
+
+def paging_links(url, query, offset, count, total) -> list[dict]:
+    links = [_link("self", url, query, offset)]
+    if total is not None and count > 0 and offset + count < total:
+        links.append(_link("next", url, query, offset + count))
+    if offset > 0 and count > 0:
+        links.append(_link("previous", url, query, max(offset - count, 0)))
+    return links
+
+
+def search_bundle(page: SearchPage, url: str, query: list[tuple[str, str]]) -> dict:
+    req = page.request
+    summary = getattr(req, "summary", None)
+    elements = getattr(req, "elements", None)
+    bundle: dict = {"resourceType": "Bundle", "id": ids.new_id(), "type": "searchset"}
+    bundle["meta"] = {"lastUpdated": ids.instant(ids.now_us())}
+    if getattr(req, "total", None) != "none" or summary == "count":
+        bundle["total"] = page.total
+    bundle["link"] = paging_links(url, query, page.offset, page.count, page.total)
+    root = base_url()
+    entries = [
+        {
+            "fullUrl": f"{root}/{r['resourceType']}/{r['id']}",
+            "resource": shape(r, summary, elements),
+            "search": {"mode": "match"},
+        }
+        for r in page.matches
+    ]
+    entries += [
+        {
+            "fullUrl": f"{root}/{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "search": {"mode": "include"},
+        }
+        for r in page.included
+    ]
+    if page.unknown:
+        note = f"Ignored unknown or unsupported search parameters: {', '.join(page.unknown)}"
+        entries.append(
+            {
+                "resource": operation_outcome([Issue("not-supported", note, severity="warning")]),
+                "search": {"mode": "outcome"},
+            }
+        )
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def history_bundle(store: ResourceStore, res_type: str | None = None, res_id: str | None = None):
+    count = _int_arg("_count", 50, MAX_HISTORY_COUNT)
+    offset = _int_arg("_offset", 0, None)
+    since = _instant_arg("_since")
+    at_most = _instant_arg("_at")
+    total, rows = store.history(
+        res_type, res_id, since_us=since, at_most_us=at_most, count=count, offset=offset
+    )
+    root = base_url()
+    entries = []
+    for row in rows:
+        entry: dict = {"fullUrl": f"{root}/{row.res_type}/{row.res_id}"}
+        url = f"{row.res_type}/{row.res_id}"
+        if row.deleted:
+            entry["request"] = {"method": "DELETE", "url": url}
+            entry["response"] = {"status": "204 No Content"}
+        else:
+            entry["resource"] = store.open_version(row)
+            method = "POST" if row.method == "POST" else "PUT"
+            entry["request"] = {"method": method, "url": row.res_type if method == "POST" else url}
+            status = "201 Created" if row.version_id == 1 else "200 OK"
+            entry["response"] = {"status": status}
+        entry["response"]["etag"] = f'W/"{row.version_id}"'
+        entry["response"]["lastModified"] = ids.instant(row.last_updated_us)
+        entries.append(entry)
+    path = "/".join(p for p in (root, res_type, res_id) if p) + "/_history"
+    query = [(k, v) for k, v in request.args.items(multi=True) if k != "_format"]
+    bundle = {
+        "resourceType": "Bundle",
+        "id": ids.new_id(),
+        "type": "history",
+        "total": total,
+        "link": paging_links(path, query, offset, count, total),
+        "entry": entries,
+    }
+    return fhir_response(bundle)
+
+
+def _int_arg(name: str, default: int, maximum: int | None) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise BadRequest(f"{name} must be a non-negative integer, not {raw!r}.")
+    value = int(raw)
+    return min(value, maximum) if maximum else value
+
+
+def _instant_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    value = ids.parse_instant_us(raw)
+    if value is None:
+        raise BadRequest(f"{name} must be a FHIR instant, not {raw!r}.")
+    return value

@@ -1,0 +1,88 @@
+"""Flask application factory: HTTP only, over the Flask-free node core."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from fhir_server.api.http import fhir_response
+from fhir_server.errors import FHIRError, Issue, operation_outcome
+from fhir_server.node import Node, NodeConfig
+
+log = logging.getLogger("phrx")
+
+_HTTP_ISSUE_CODES = {
+    404: "not-found",
+    405: "not-supported",
+    413: "too-costly",
+    415: "not-supported",
+}
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app. ``config`` keys: DATA_DIR (required), DATABASE_URL, BASE_URL,
+    MAX_BODY_BYTES, MAX_JSON_DEPTH, or NODE (an already opened :class:`Node`)."""
+    config = dict(config or {})
+    node = config.pop("NODE", None) or Node(
+        NodeConfig(
+            data_dir=Path(config.pop("DATA_DIR")),
+            database_url=config.pop("DATABASE_URL", None),
+            base_url=config.pop("BASE_URL", None),
+            **{
+                k.lower(): config.pop(k)
+                for k in ("MAX_BODY_BYTES", "MAX_JSON_DEPTH")
+                if k in config
+            },
+        )
+    )
+    app = Flask(__name__)
+    app.config.update(
+        PHRX_MAX_BODY_BYTES=node.config.max_body_bytes,
+        PHRX_MAX_JSON_DEPTH=node.config.max_json_depth,
+        PHRX_BASE_URL=node.config.base_url,
+        MAX_CONTENT_LENGTH=node.config.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config)
+    app.extensions["phrx.node"] = node
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from fhir_server.api.operations import bp as operations_bp
+    from fhir_server.api.rest import bp as rest_bp
+    from fhir_server.api.system import bp as system_bp
+
+    app.register_blueprint(system_bp)
+    app.register_blueprint(operations_bp)
+    app.register_blueprint(rest_bp)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(FHIRError)
+    def _fhir_error(error: FHIRError):
+        if error.status >= 500:
+            log.error("server-side failure: %s", error.diagnostics)
+        return fhir_response(error.to_operation_outcome(), error.status, dict(error.headers))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        status = error.code or 500
+        code = _HTTP_ISSUE_CODES.get(status, "processing")
+        body = operation_outcome([Issue(code, error.description or error.name)])
+        response = fhir_response(body, status)
+        if status == 405 and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        # The traceback goes to the server log only; the client gets no internals.
+        log.exception("unhandled error")
+        body = operation_outcome([Issue("exception", "Internal server error.")])
+        return fhir_response(body, 500)

@@ -1,0 +1,79 @@
+"""The CapabilityStatement: exactly what this node implements (R4 capabilitystatement.html)."""
+
+from __future__ import annotations
+
+from fhir_server.resources import ids
+from fhir_server.resources.search_params import params_for
+from fhir_server.resources.types import supported_types
+
+INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+]
+COMMON_SEARCH = [
+    ("_id", "token", "http://hl7.org/fhir/SearchParameter/Resource-id"),
+    ("_lastUpdated", "date", "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"),
+]
+VERSION = "0.1.0"
+
+
+def capability_statement(base_url: str, operations: list[dict] | None = None) -> dict:
+    return {
+        "resourceType": "CapabilityStatement",
+        "id": "phrx",
+        "status": "active",
+        "date": ids.instant(ids.now_us())[:10],
+        "publisher": "PHRX",
+        "kind": "instance",
+        "software": {"name": "PHRX", "version": VERSION},
+        "implementation": {"description": "PHRX personal health record node", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [_resource(t) for t in sorted(supported_types())],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "history-system"},
+                ],
+                "operation": operations or [],
+            }
+        ],
+    }
+
+
+def _resource(res_type: str) -> dict:
+    params = [
+        {"name": name, "type": kind, "definition": definition}
+        for name, kind, definition in COMMON_SEARCH
+    ]
+    params += [
+        {
+            "name": code,
+            "type": param.type,
+            "definition": f"http://hl7.org/fhir/SearchParameter/{res_type}-{code}",
+        }
+        for code, param in sorted(params_for(res_type).items())
+    ]
+    return {
+        "type": res_type,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{res_type}",
+        "interaction": [{"code": code} for code in INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+        "conditionalRead": "not-supported",
+        "referencePolicy": ["literal", "local"],
+        "searchParam": params,
+    }

@@ -1,0 +1,155 @@
+"""The one exception hierarchy of PHRX, rendered once as a FHIR OperationOutcome.
+
+Flask-free: every core package raises these; the HTTP adapter maps them to a
+status code and an OperationOutcome body (FHIR R4 http.html#2.21.0.6 and
+operationoutcome.html). Diagnostics never carry stack traces or secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One OperationOutcome.issue (R4 IssueType / IssueSeverity codes)."""
+
+    code: str
+    diagnostics: str
+    severity: str = "error"
+    expression: tuple[str, ...] = ()
+
+    def to_fhir(self) -> dict:
+        issue: dict = {"severity": self.severity, "code": self.code}
+        if self.diagnostics:
+            issue["diagnostics"] = self.diagnostics
+        if self.expression:
+            issue["expression"] = list(self.expression)
+        return issue
+
+
+def operation_outcome(issues: Iterable[Issue]) -> dict:
+    return {"resourceType": "OperationOutcome", "issue": [i.to_fhir() for i in issues]}
+
+
+@dataclass
+class FHIRError(Exception):
+    """Base error: an HTTP status plus the OperationOutcome issues explaining it."""
+
+    diagnostics: str = ""
+    expression: tuple[str, ...] | list[str] | None = None
+    issues: list[Issue] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    status = 400
+    code = "invalid"
+
+    def __post_init__(self) -> None:
+        super().__init__(self.diagnostics)
+
+    def all_issues(self) -> list[Issue]:
+        if self.issues:
+            return list(self.issues)
+        return [Issue(self.code, self.diagnostics, expression=tuple(self.expression or ()))]
+
+    def to_operation_outcome(self) -> dict:
+        return operation_outcome(self.all_issues())
+
+
+class BadRequest(FHIRError):
+    """400: the request is malformed (http.html#2.21.0.6)."""
+
+
+class InvalidResource(FHIRError):
+    """400: the resource does not validate against the R4 structure."""
+
+    code = "structure"
+
+
+class Unauthorized(FHIRError):
+    """401: no valid bearer token (SMART App Launch, RFC 6750 section 3)."""
+
+    status = 401
+    code = "login"
+
+
+class Forbidden(FHIRError):
+    """403: authenticated, but scope or consent does not permit this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(FHIRError):
+    """404: unknown resource, type or route."""
+
+    status = 404
+    code = "not-found"
+
+
+class MethodNotAllowed(FHIRError):
+    """405: the interaction is not supported on this path."""
+
+    status = 405
+    code = "not-supported"
+
+
+class NotAcceptable(FHIRError):
+    """406: the requested representation cannot be produced."""
+
+    status = 406
+    code = "not-supported"
+
+
+class Conflict(FHIRError):
+    """409: the request conflicts with the current state (e.g. id mismatch)."""
+
+    status = 409
+    code = "conflict"
+
+
+class Gone(FHIRError):
+    """410: the resource was deleted (http.html#read)."""
+
+    status = 410
+    code = "deleted"
+
+
+class PreconditionFailed(FHIRError):
+    """412: If-Match names a stale version, or a conditional matched several."""
+
+    status = 412
+    code = "conflict"
+
+
+class PayloadTooLarge(FHIRError):
+    """413: the body exceeds the configured limit."""
+
+    status = 413
+    code = "too-costly"
+
+
+class UnsupportedMediaType(FHIRError):
+    """415: the body is not a FHIR format this server reads."""
+
+    status = 415
+    code = "not-supported"
+
+
+class BusinessRule(FHIRError):
+    """422: the resource is valid R4 but breaks a rule of this server."""
+
+    status = 422
+    code = "business-rule"
+
+
+class IntegrityFailure(FHIRError):
+    """500: stored data failed authentication (altered or swapped row).
+
+    This is not the client's fault, so it is a 5xx; the outcome names the
+    integrity failure and never returns the suspect data.
+    """
+
+    status = 500
+    code = "exception"

@@ -1,0 +1,70 @@
+"""A PHRX node's Flask-free core: data dir, database, key ring and resource store.
+
+A fresh data dir initialises itself::
+
+    DATA/node.json          node id and creation time (no secrets)
+    DATA/keys/master.key    256-bit node master key, mode 0600 (or PHRX_MASTER_KEY)
+    DATA/phrx.sqlite3       default store (SQLite, WAL) unless a database URL is given
+    DATA/logs/phrx.log      server log (never holds PHI, tokens or keys)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from fhir_server.resources import ids
+from fhir_server.resources.db import create_schema, make_engine
+from fhir_server.resources.keystore import SqlDataKeyStore
+from fhir_server.resources.store import ResourceStore
+from vault.keyring import KeyRing
+from vault.masterkey import master_key_from_config
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    data_dir: Path
+    database_url: str | None = None
+    base_url: str | None = None
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_json_depth: int = 64
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'phrx.sqlite3'}"
+
+
+def init_data_dir(data_dir: Path) -> dict:
+    """Create the data dir layout if missing; return the node identity."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "logs").mkdir(exist_ok=True)
+    keys = data_dir / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    identity_file = data_dir / "node.json"
+    if not identity_file.exists():
+        identity = {"node_id": str(uuid.uuid4()), "created": ids.instant(ids.now_us())}
+        tmp = identity_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(identity, indent=2))
+        os.replace(tmp, identity_file)
+    return json.loads(identity_file.read_text())
+
+
+class Node:
+    def __init__(self, config: NodeConfig):
+        self.config = config
+        self.identity = init_data_dir(config.data_dir)
+        master = master_key_from_config(config.data_dir / "keys" / "master.key").load()
+        self.engine = make_engine(config.effective_database_url)
+        create_schema(self.engine)
+        self.keyring = KeyRing(master, SqlDataKeyStore(self.engine))
+        self.store = ResourceStore(self.engine, self.keyring)
+
+    @property
+    def node_id(self) -> str:
+        return self.identity["node_id"]
+
+    def close(self) -> None:
+        self.engine.dispose()

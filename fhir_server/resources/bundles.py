@@ -1,0 +1,278 @@
+"""batch and transaction Bundles (FHIR R4 http.html#transaction).
+
+A transaction is resolved first (new ids for POSTs, ``urn:uuid:`` and
+conditional references rewritten, data keys created), then executed in one
+database transaction in the order DELETE, POST, PUT, GET: any failure rolls
+back every entry. A batch runs each entry on its own and reports each result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fhir_server.errors import BadRequest, Conflict, FHIRError, NotFound, PreconditionFailed
+from fhir_server.resources import ids, interactions
+from fhir_server.resources.entry_urls import EntryTarget, parse_entry_url
+from fhir_server.resources.interactions import Result, parse_query
+from fhir_server.resources.searching import run_search
+from fhir_server.resources.store import ResourceStore
+from fhir_server.resources.writer import Writer
+from validators.r4 import validate_resource
+
+METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+MAX_ENTRIES = 10_000
+STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+
+
+@dataclass
+class PlannedEntry:
+    index: int
+    method: str
+    target: EntryTarget
+    resource: dict | None
+    if_none_exist: str | None = None
+    if_match: str | None = None
+    full_url: str | None = None
+    result: Result | None = None
+    error: FHIRError | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def process_bundle(store: ResourceStore, bundle: dict, base_url: str) -> dict:
+    kind = _check_bundle(bundle)
+    entries = [_plan(i, e, base_url) for i, e in enumerate(bundle.get("entry") or [])]
+    if kind == "batch":
+        for entry in entries:
+            _run_alone(store, entry)
+    else:
+        _run_transaction(store, entries)
+    return _response_bundle(kind, entries, base_url)
+
+
+def _check_bundle(bundle: dict) -> str:
+    if bundle.get("resourceType") != "Bundle":
+        raise BadRequest("POST to the base must carry a Bundle.", expression=["resourceType"])
+    kind = bundle.get("type")
+    if kind not in {"batch", "transaction"}:
+        raise BadRequest(
+            f"Bundle.type must be batch or transaction, not {kind!r}.", expression=["Bundle.type"]
+        )
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise BadRequest("Bundle.entry must be a list.", expression=["Bundle.entry"])
+    if len(entries) > MAX_ENTRIES:
+        raise BadRequest(f"A Bundle may hold at most {MAX_ENTRIES} entries.")
+    return kind
+
+
+def _plan(index: int, entry: object, base_url: str) -> PlannedEntry:
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
+        raise BadRequest(f"{where} needs a request.", expression=[f"{where}.request"])
+    request = entry["request"]
+    method = str(request.get("method", "")).upper()
+    if method not in METHOD_ORDER or method == "PATCH":
+        raise BadRequest(
+            f"{where}.request.method {method!r} is not supported.",
+            expression=[f"{where}.request.method"],
+        )
+    target = parse_entry_url(request.get("url"), base_url, where)
+    resource = entry.get("resource")
+    if method in {"POST", "PUT"}:
+        if not isinstance(resource, dict):
+            raise BadRequest(f"{where} ({method}) needs a resource.", expression=[where])
+        if resource.get("resourceType") != target.res_type:
+            raise BadRequest(
+                f"{where}: resource type does not match request.url.",
+                expression=[f"{where}.resource"],
+            )
+    return PlannedEntry(
+        index,
+        method,
+        target,
+        resource,
+        request.get("ifNoneExist"),
+        request.get("ifMatch"),
+        entry.get("fullUrl"),
+    )
+
+
+# -- transaction -----------------------------------------------------------------
+def _run_transaction(store: ResourceStore, entries: list[PlannedEntry]) -> None:
+    for entry in entries:
+        if entry.resource is not None:
+            try:
+                validate_resource(entry.resource)
+            except FHIRError as error:
+                raise _at(entry, error) from None
+    urn_map = _assign_ids(store, entries)
+    for entry in entries:
+        if entry.resource is not None:
+            entry.resource = _rewrite_refs(store, entry.resource, urn_map, entry)
+    writes = [e.resource for e in entries if e.resource is not None]
+    with store.unit_of_work(prepare=writes) as writer:
+        for entry in sorted(entries, key=lambda e: (METHOD_ORDER[e.method], e.index)):
+            try:
+                entry.result = _execute(writer, entry)
+            except FHIRError as error:
+                raise _at(entry, error) from None
+
+
+def _assign_ids(store: ResourceStore, entries: list[PlannedEntry]) -> dict[str, str]:
+    """Give each POST its id up front; ``ifNoneExist`` reuses a match's id."""
+    urn_map: dict[str, str] = {}
+    for entry in entries:
+        if entry.method != "POST":
+            continue
+        res_type = entry.target.res_type
+        res_id = ids.new_id()
+        if entry.if_none_exist:
+            found = run_search(
+                store, res_type, [*parse_query(entry.if_none_exist), ("_count", "2")]
+            )
+            if len(found.matches) > 1:
+                raise _at(entry, PreconditionFailed("ifNoneExist matched more than one resource."))
+            if found.matches:
+                res_id = found.matches[0]["id"]
+                entry.extra["existing"] = res_id
+        entry.resource = {**entry.resource, "id": res_id}
+        if entry.full_url:
+            urn_map[entry.full_url] = f"{res_type}/{res_id}"
+    return urn_map
+
+
+def _rewrite_refs(store, node, urn_map: dict[str, str], entry: PlannedEntry):
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                out[key] = _resolve_reference(store, value, urn_map, entry)
+            else:
+                out[key] = _rewrite_refs(store, value, urn_map, entry)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(store, item, urn_map, entry) for item in node]
+    return node
+
+
+def _resolve_reference(store, value: str, urn_map: dict[str, str], entry: PlannedEntry) -> str:
+    if value in urn_map:
+        return urn_map[value]
+    if value.startswith("urn:uuid:"):
+        raise _at(entry, NotFound(f"Reference {value} names no entry of this transaction."))
+    res_type, sep, query = value.partition("?")
+    if not sep or "/" in res_type:
+        return value
+    found = run_search(store, res_type, [*parse_query(query), ("_count", "2")], strict=True)
+    if len(found.matches) != 1:
+        problem = "nothing" if not found.matches else "more than one resource"
+        raise _at(entry, PreconditionFailed(f"Conditional reference {value} matched {problem}."))
+    return f"{res_type}/{found.matches[0]['id']}"
+
+
+def _execute(writer: Writer, entry: PlannedEntry) -> Result:
+    target = entry.target
+    if entry.method == "DELETE":
+        if target.query:
+            return interactions.conditional_delete(writer, target.res_type, target.query)
+        return interactions.delete(writer, target.res_type, target.res_id)
+    if entry.method == "POST":
+        existing = entry.extra.get("existing")
+        if existing:
+            current = writer.store.read(target.res_type, existing, writer.conn)
+            return Result(200, current, interactions._outcome_of(current, changed=False))
+        if entry.if_none_exist:
+            again = interactions.matching_ids(
+                writer, target.res_type, parse_query(entry.if_none_exist)
+            )
+            if again:
+                raise Conflict("A matching resource appeared concurrently; retry the transaction.")
+        return interactions.create(writer, entry.resource)
+    if entry.method == "PUT":
+        if target.query:
+            return interactions.conditional_update(
+                writer, target.res_type, target.query, entry.resource
+            )
+        if_match = _etag_version(entry.if_match)
+        return interactions.update(writer, target.res_type, target.res_id, entry.resource, if_match)
+    return _read(writer.store, target, writer.conn)
+
+
+def _read(store: ResourceStore, target: EntryTarget, conn=None) -> Result:
+    if target.res_id and target.version_id:
+        return Result(200, store.vread(target.res_type, target.res_id, int(target.version_id)))
+    if target.res_id:
+        return Result(200, store.read(target.res_type, target.res_id, conn))
+    page = run_search(store, target.res_type, target.query or [], conn=conn)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": page.total,
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in page.matches],
+    }
+    return Result(200, bundle)
+
+
+def _etag_version(value: str | None) -> int | None:
+    if not value:
+        return None
+    text = value.removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise BadRequest(f"Malformed ifMatch {value!r}.")
+    return int(text)
+
+
+def _at(entry: PlannedEntry, error: FHIRError) -> FHIRError:
+    """Prefix the failing entry so the client knows which one broke the transaction."""
+    error.diagnostics = f"Bundle.entry[{entry.index}] ({entry.method}): {error.diagnostics}"
+    if error.issues:
+        error.issues = None if len(error.issues) == 1 else error.issues
+    return error
+
+
+# -- batch ------------------------------------------------------------------------
+def _run_alone(store: ResourceStore, entry: PlannedEntry) -> None:
+    try:
+        if entry.method in {"GET", "HEAD"}:
+            entry.result = _read(store, entry.target)
+            return
+        if entry.resource is not None:
+            validate_resource(entry.resource)
+        if entry.method == "POST":
+            entry.resource = {**entry.resource, "id": ids.new_id()}
+        with store.unit_of_work(prepare=[entry.resource] if entry.resource else []) as writer:
+            entry.result = _execute(writer, entry)
+    except FHIRError as error:
+        entry.error = error
+
+
+# -- response ---------------------------------------------------------------------
+def _response_bundle(kind: str, entries: list[PlannedEntry], base_url: str) -> dict:
+    return {
+        "resourceType": "Bundle",
+        "id": ids.new_id(),
+        "type": f"{kind}-response",
+        "entry": [_response_entry(e, base_url) for e in entries],
+    }
+
+
+def _response_entry(entry: PlannedEntry, base_url: str) -> dict:
+    if entry.error is not None:
+        return {
+            "response": {
+                "status": str(entry.error.status),
+                "outcome": entry.error.to_operation_outcome(),
+            }
+        }
+    result = entry.result
+    response: dict = {"status": STATUS_TEXT.get(result.status, str(result.status))}
+    out: dict = {"response": response}
+    written = result.written
+    if written is not None:
+        response["location"] = f"{written.res_type}/{written.res_id}/_history/{written.version_id}"
+        response["etag"] = f'W/"{written.version_id}"'
+        response["lastModified"] = ids.instant(written.last_updated_us)
+        out["fullUrl"] = f"{base_url}/{written.res_type}/{written.res_id}"
+    if entry.method in {"GET", "HEAD"} and result.resource is not None:
+        out["resource"] = result.resource
+    return out

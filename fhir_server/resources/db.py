@@ -1,0 +1,123 @@
+"""Database schema (SQLAlchemy Core) and engine creation for SQLite and PostgreSQL.
+
+Only random ids, version numbers, timestamps, ciphertext and keyed hashes are
+stored; every clear-text value of a resource lives inside its sealed version.
+Index tables of the search engine are declared on the same ``metadata`` in
+:mod:`fhir_server.resources.search_tables`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+# The current version of every resource; ``pk`` is what index rows point at.
+resources = Table(
+    "resources",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated_us", BigInteger, nullable=False),  # epoch microseconds, UTC
+    Column("deleted", Boolean, nullable=False, default=False),
+    # Key scope the current version is sealed under: a patient id, or "" for node data.
+    Column("key_scope", String(80), nullable=False, default=""),
+    UniqueConstraint("res_type", "res_id", name="uq_resources_type_id"),
+    Index("ix_resources_type_updated", "res_type", "last_updated_us"),
+)
+
+# Every version ever written (history), sealed with AES-256-GCM.
+versions = Table(
+    "resource_versions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # global write order
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated_us", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("method", String(8), nullable=False),  # POST / PUT / DELETE
+    Column("key_scope", String(80), nullable=False, default=""),
+    Column("sealed", LargeBinary, nullable=True),  # None for delete markers
+    Column("leaf", LargeBinary(32), nullable=True),  # anchoring leaf hash of the content
+    UniqueConstraint("res_type", "res_id", "version_id", name="uq_versions_type_id_vid"),
+    Index("ix_versions_updated", "last_updated_us"),
+)
+
+# Patient data keys, wrapped by the node master key (crypto-shredding = delete the row).
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("scope", String(80), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+# Which patients' compartments each current resource belongs to (random ids only).
+compartments = Table(
+    "resource_compartments",
+    metadata,
+    Column("resource_pk", Integer, nullable=False, index=True),
+    Column("patient_id", String(64), nullable=False),
+    Index("ix_compartments_patient", "patient_id", "resource_pk"),
+)
+
+node_settings = Table(
+    "node_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(4000), nullable=False),
+)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    # Take the write lock at BEGIN so concurrent writers queue instead of
+    # failing later with "database is locked" half-way through a transaction.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL and serialised write transactions."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+        @event.listens_for(engine, "connect")
+        def _no_pysqlite_begin(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def create_schema(engine: Engine) -> None:
+    # Import for its side effect: the search index tables register on ``metadata``.
+    from fhir_server.resources import search_tables  # noqa: F401
+
+    metadata.create_all(engine)

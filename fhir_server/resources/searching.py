@@ -1,0 +1,95 @@
+"""Run a parsed search against the store: SQL plan, optional Python post-filter, paging.
+
+The SQL plan (``search_sql.build_search``) selects current resources by blind
+index. Where the blind index can only approximate (``:contains``, long
+prefixes, sorting by a hashed value), candidates are decrypted and filtered or
+sorted here, so totals and pages stay exact either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from fhir_server.resources.db import compartments, resources
+from fhir_server.resources.includes import included_resources
+from fhir_server.resources.search_query import parse_search
+from fhir_server.resources.search_sql import build_search
+from fhir_server.resources.store import ResourceStore
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 1000
+
+
+@dataclass
+class SearchPage:
+    request: object  # search_query.SearchRequest
+    total: int | None
+    matches: list[dict] = field(default_factory=list)
+    included: list[dict] = field(default_factory=list)
+    offset: int = 0
+    count: int = DEFAULT_COUNT
+
+    @property
+    def has_next(self) -> bool:
+        return self.total is not None and self.offset + self.count < self.total
+
+    @property
+    def unknown(self) -> list[str]:
+        return list(getattr(self.request, "unknown", []) or [])
+
+
+def run_search(
+    store: ResourceStore,
+    res_type: str,
+    query: list[tuple[str, str]],
+    *,
+    strict: bool = False,
+    conn: Connection | None = None,
+    compartment_patient: str | None = None,
+) -> SearchPage:
+    request = parse_search(res_type, query, strict=strict)
+    plan = build_search(request, store.blind)
+    count = _page_size(request)
+    offset = max(int(getattr(request, "offset", 0) or 0), 0)
+    selection = plan.select
+    counting = plan.count_select
+    if compartment_patient is not None:
+        in_compartment = resources.c.pk.in_(
+            select(compartments.c.resource_pk).where(
+                compartments.c.patient_id == compartment_patient
+            )
+        )
+        selection = selection.where(in_compartment)
+        counting = counting.where(in_compartment)
+    python_sort = getattr(plan, "python_sort", None)
+    with store._conn(conn) as c:
+        if plan.postfilter is not None or python_sort is not None:
+            candidates = store.load_current([r[0] for r in c.execute(selection)], c)
+            if plan.postfilter is not None:
+                candidates = [r for r in candidates if plan.postfilter(r)]
+            if python_sort is not None:
+                candidates = python_sort(candidates)
+            total = len(candidates)
+            page = [] if _summary(request) == "count" else candidates[offset : offset + count]
+        else:
+            total = c.execute(counting).scalar_one()
+            page = []
+            if _summary(request) != "count" and count > 0:
+                pks = [r[0] for r in c.execute(selection.limit(count).offset(offset))]
+                page = store.load_current(pks, c)
+        included = included_resources(store, request, page, c) if page else []
+    return SearchPage(request, total, page, included, offset, count)
+
+
+def _summary(request) -> str | None:
+    return getattr(request, "summary", None)
+
+
+def _page_size(request) -> int:
+    count = getattr(request, "count", None)
+    if count is None:
+        return DEFAULT_COUNT
+    return max(0, min(int(count), MAX_COUNT))

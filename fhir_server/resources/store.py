@@ -1,0 +1,216 @@
+"""The resource store: reads, history and units of work over the encrypted tables.
+
+Flask-free. Every version is sealed (see :mod:`.sealing`); reads decrypt and
+authenticate; writes go through a :class:`~.writer.Writer` bound to one
+database transaction, so a transaction Bundle is all-or-nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection, Engine
+
+from fhir_server.errors import Gone, NotFound
+from fhir_server.resources.db import resources, versions
+from fhir_server.resources.sealing import RecordSealer
+from fhir_server.resources.types import check_type
+from vault.keyring import KeyRing
+
+if TYPE_CHECKING:
+    from fhir_server.resources.writer import Writer
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One stored version, before decryption."""
+
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated_us: int
+    deleted: bool
+    method: str
+    key_scope: str
+    sealed: bytes | None
+    leaf: bytes | None = None
+
+
+_VERSION_COLUMNS = (
+    versions.c.res_type,
+    versions.c.res_id,
+    versions.c.version_id,
+    versions.c.last_updated_us,
+    versions.c.deleted,
+    versions.c.method,
+    versions.c.key_scope,
+    versions.c.sealed,
+    versions.c.leaf,
+)
+
+
+class ResourceStore:
+    def __init__(self, engine: Engine, keyring: KeyRing):
+        self.engine = engine
+        self.keyring = keyring
+        self.sealer = RecordSealer(keyring)
+        self.blind = keyring.blind_index()
+
+    # -- units of work ------------------------------------------------------
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def prepare_keys(self, resources_to_write: list[dict]) -> None:
+        """Create the data keys these resources will be sealed under, before writing."""
+        from fhir_server.resources.writer import patient_of
+
+        for scope in {self.sealer.scope_for(patient_of(r)) for r in resources_to_write}:
+            self.sealer.ensure_key(scope)
+
+    @contextmanager
+    def unit_of_work(self, prepare: list[dict] = ()) -> Iterator[Writer]:
+        """One database transaction; commits on success, rolls back on any error.
+
+        ``prepare``: the resources about to be written, whose data keys must
+        exist before the transaction opens.
+        """
+        from fhir_server.resources.writer import Writer
+
+        self.prepare_keys(list(prepare))
+        with self.engine.begin() as conn:
+            writer = Writer(self, conn)
+            yield writer
+            writer.flush()
+
+    # -- reads --------------------------------------------------------------
+    def open_version(self, row: VersionRow) -> dict:
+        return self.sealer.open(row.res_type, row.res_id, row.version_id, row.key_scope, row.sealed)
+
+    def read(self, res_type: str, res_id: str, conn: Connection | None = None) -> dict:
+        row = self.current_version(res_type, res_id, conn)
+        if row is None:
+            raise NotFound(f"{res_type}/{res_id} is not known.")
+        if row.deleted:
+            raise Gone(f"{res_type}/{res_id} was deleted (version {row.version_id}).")
+        return self.open_version(row)
+
+    def current_version(
+        self, res_type: str, res_id: str, conn: Connection | None = None
+    ) -> VersionRow | None:
+        check_type(res_type)
+        query = (
+            select(*_VERSION_COLUMNS)
+            .select_from(
+                resources.join(
+                    versions,
+                    and_(
+                        versions.c.res_type == resources.c.res_type,
+                        versions.c.res_id == resources.c.res_id,
+                        versions.c.version_id == resources.c.version_id,
+                    ),
+                )
+            )
+            .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
+        )
+        return self._one(query, conn)
+
+    def vread(self, res_type: str, res_id: str, version_id: int) -> dict:
+        check_type(res_type)
+        query = select(*_VERSION_COLUMNS).where(
+            versions.c.res_type == res_type,
+            versions.c.res_id == res_id,
+            versions.c.version_id == version_id,
+        )
+        row = self._one(query)
+        if row is None:
+            raise NotFound(f"{res_type}/{res_id}/_history/{version_id} is not known.")
+        if row.deleted:
+            raise Gone(f"{res_type}/{res_id}/_history/{version_id} is a deletion.")
+        return self.open_version(row)
+
+    def version_row(self, res_type: str, res_id: str, version_id: int) -> VersionRow | None:
+        query = select(*_VERSION_COLUMNS).where(
+            versions.c.res_type == res_type,
+            versions.c.res_id == res_id,
+            versions.c.version_id == version_id,
+        )
+        return self._one(query)
+
+    def load_current(self, pks: list[int], conn: Connection | None = None) -> list[dict]:
+        """Decrypt the current versions of ``pks``, keeping the order given."""
+        if not pks:
+            return []
+        query = (
+            select(resources.c.pk, *_VERSION_COLUMNS)
+            .select_from(
+                resources.join(
+                    versions,
+                    and_(
+                        versions.c.res_type == resources.c.res_type,
+                        versions.c.res_id == resources.c.res_id,
+                        versions.c.version_id == resources.c.version_id,
+                    ),
+                )
+            )
+            .where(resources.c.pk.in_(pks))
+        )
+        with self._conn(conn) as c:
+            rows = {r[0]: VersionRow(*r[1:]) for r in c.execute(query)}
+        return [self.open_version(rows[pk]) for pk in pks if pk in rows]
+
+    # -- history --------------------------------------------------------------
+    def history(
+        self,
+        res_type: str | None = None,
+        res_id: str | None = None,
+        *,
+        since_us: int | None = None,
+        at_most_us: int | None = None,
+        count: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[VersionRow]]:
+        """Versions newest first; returns (total, page)."""
+        conditions = []
+        if res_type:
+            check_type(res_type)
+            conditions.append(versions.c.res_type == res_type)
+        if res_id:
+            conditions.append(versions.c.res_id == res_id)
+        if since_us is not None:
+            conditions.append(versions.c.last_updated_us >= since_us)
+        if at_most_us is not None:
+            conditions.append(versions.c.last_updated_us <= at_most_us)
+        with self._conn() as conn:
+            total = conn.execute(select(func.count()).select_from(versions).where(*conditions))
+            total = total.scalar_one()
+            page = conn.execute(
+                select(*_VERSION_COLUMNS)
+                .where(*conditions)
+                .order_by(versions.c.seq.desc())
+                .limit(count)
+                .offset(offset)
+            )
+            rows = [VersionRow(*r) for r in page]
+        if res_id and total == 0:
+            raise NotFound(f"{res_type}/{res_id} is not known.")
+        return total, rows
+
+    # -- helpers --------------------------------------------------------------
+    @contextmanager
+    def _conn(self, conn: Connection | None = None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as fresh:
+                yield fresh
+
+    def _one(self, query, conn: Connection | None = None) -> VersionRow | None:
+        with self._conn(conn) as c:
+            row = c.execute(query).first()
+        return VersionRow(*row) if row else None

@@ -1,0 +1,235 @@
+"""Writes inside one database transaction: create, update, delete (FHIR R4 http.html).
+
+Each write assigns the version, seals it, stores the version row, moves the
+``resources`` pointer and replaces the blind-index and compartment rows. Index
+rows are buffered and flushed in bulk (before any search and at commit), which
+keeps Bundle ingestion fast.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from anchoring.canonical import leaf_hash
+from fhir_server.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
+from fhir_server.resources import ids
+from fhir_server.resources.compartment import compartment_patient_ids
+from fhir_server.resources.db import compartments, metadata, resources, versions
+from fhir_server.resources.indexer import index_rows
+from fhir_server.resources.sealing import dumps
+from fhir_server.resources.types import check_type
+from validators.r4 import validate_resource
+
+if TYPE_CHECKING:
+    from fhir_server.resources.store import ResourceStore
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated_us: int
+    resource: dict | None  # None after a delete
+    created: bool = False
+    changed: bool = True  # False for a no-op update or a matched conditional create
+
+    @property
+    def location(self) -> str:
+        return f"{self.res_type}/{self.res_id}/_history/{self.version_id}"
+
+
+@dataclass(frozen=True)
+class _Current:
+    pk: int
+    version_id: int
+    deleted: bool
+
+
+def patient_of(resource: dict) -> str | None:
+    """The patient whose data key seals this resource (None: node data key)."""
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id")
+    owners = compartment_patient_ids(resource)
+    return min(owners) if owners else None
+
+
+class Writer:
+    def __init__(self, store: ResourceStore, conn: Connection):
+        self.store = store
+        self.conn = conn
+        self._index_rows: dict[str, list[dict]] = defaultdict(list)
+        self._compartment_rows: list[dict] = []
+        self._stale_pks: list[int] = []
+
+    # -- interactions -----------------------------------------------------------
+    def create(self, resource: dict, *, res_id: str | None = None) -> WriteOutcome:
+        validate_resource(resource)
+        res_type = check_type(resource["resourceType"])
+        res_id = res_id or ids.new_id()
+        return self._write(res_type, res_id, resource, None, "POST")
+
+    def update(
+        self, res_type: str, res_id: str, resource: dict, *, if_match: int | None = None
+    ) -> WriteOutcome:
+        validate_resource(resource, expected_type=check_type(res_type))
+        ids.check_id(res_id)
+        if resource.get("id") != res_id:
+            raise BadRequest(
+                f"The resource id {resource.get('id')!r} must equal the URL id {res_id!r}.",
+                expression=[f"{res_type}.id"],
+            )
+        current = self._current(res_type, res_id)
+        if if_match is not None and (current is None or current.version_id != if_match):
+            found = current.version_id if current else "none"
+            raise PreconditionFailed(
+                f"If-Match names version {if_match} but the current version is {found}."
+            )
+        if current and not current.deleted and self._unchanged(res_type, res_id, resource):
+            row = self.store.current_version(res_type, res_id, self.conn)
+            return WriteOutcome(
+                res_type,
+                res_id,
+                row.version_id,
+                row.last_updated_us,
+                self.store.open_version(row),
+                changed=False,
+            )
+        return self._write(res_type, res_id, resource, current, "PUT")
+
+    def delete(self, res_type: str, res_id: str) -> WriteOutcome:
+        check_type(res_type)
+        current = self._current(res_type, res_id)
+        if current is None:
+            raise NotFound(f"{res_type}/{res_id} is not known.")
+        if current.deleted:
+            raise Gone(f"{res_type}/{res_id} is already deleted.")
+        return self._write(res_type, res_id, None, current, "DELETE")
+
+    # -- buffered index rows ------------------------------------------------------
+    def flush(self) -> None:
+        """Write buffered index rows; searches inside this transaction call it first."""
+        if self._stale_pks:
+            for table in _index_tables():
+                self.conn.execute(delete(table).where(table.c.resource_pk.in_(self._stale_pks)))
+            self.conn.execute(
+                delete(compartments).where(compartments.c.resource_pk.in_(self._stale_pks))
+            )
+            self._stale_pks = []
+        for name, rows in self._index_rows.items():
+            if rows:
+                self.conn.execute(insert(metadata.tables[name]), rows)
+        if self._compartment_rows:
+            self.conn.execute(insert(compartments), self._compartment_rows)
+        self._index_rows = defaultdict(list)
+        self._compartment_rows = []
+
+    # -- internals ------------------------------------------------------------------
+    def _current(self, res_type: str, res_id: str) -> _Current | None:
+        query = (
+            select(resources.c.pk, resources.c.version_id, resources.c.deleted)
+            .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
+            .with_for_update()
+        )
+        row = self.conn.execute(query).first()
+        return _Current(*row) if row else None
+
+    def _unchanged(self, res_type: str, res_id: str, resource: dict) -> bool:
+        """True when ``resource`` equals the current version apart from server meta."""
+        row = self.store.current_version(res_type, res_id, self.conn)
+        if row is None or row.leaf != leaf_hash(resource):
+            return False
+        stored_meta = _client_meta(self.store.open_version(row))
+        return stored_meta == _client_meta(resource)
+
+    def _write(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict | None,
+        current: _Current | None,
+        method: str,
+    ) -> WriteOutcome:
+        version_id = current.version_id + 1 if current else 1
+        now = ids.now_us()
+        scope, sealed, leaf, stored = "", None, None, None
+        if resource is not None:
+            stored = _with_server_meta(resource, res_id, version_id, now)
+            patient_id = patient_of(stored)
+            scope = self.store.sealer.scope_for(patient_id)
+            sealed = self.store.sealer.seal(res_type, res_id, version_id, scope, dumps(stored))
+            leaf = leaf_hash(stored)
+        self.conn.execute(
+            insert(versions).values(
+                res_type=res_type,
+                res_id=res_id,
+                version_id=version_id,
+                last_updated_us=now,
+                deleted=resource is None,
+                method=method,
+                key_scope=scope,
+                sealed=sealed,
+                leaf=leaf,
+            )
+        )
+        pk = self._move_pointer(res_type, res_id, version_id, now, resource is None, scope, current)
+        if stored is not None:
+            self._buffer_index(pk, stored)
+        return WriteOutcome(
+            res_type, res_id, version_id, now, stored, created=current is None or current.deleted
+        )
+
+    def _move_pointer(self, res_type, res_id, version_id, now, deleted, scope, current) -> int:
+        values = {
+            "version_id": version_id,
+            "last_updated_us": now,
+            "deleted": deleted,
+            "key_scope": scope,
+        }
+        if current is None:
+            result = self.conn.execute(
+                insert(resources)
+                .values(res_type=res_type, res_id=res_id, **values)
+                .returning(resources.c.pk)
+            )
+            return result.scalar_one()
+        result = self.conn.execute(
+            update(resources)
+            .where(resources.c.pk == current.pk, resources.c.version_id == current.version_id)
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"{res_type}/{res_id} was changed concurrently; retry the request.")
+        self._stale_pks.append(current.pk)
+        return current.pk
+
+    def _buffer_index(self, pk: int, resource: dict) -> None:
+        for name, rows in index_rows(resource, self.store.blind).items():
+            self._index_rows[name].extend({**row, "resource_pk": pk} for row in rows)
+        for patient_id in compartment_patient_ids(resource):
+            self._compartment_rows.append({"resource_pk": pk, "patient_id": patient_id})
+
+
+def _index_tables():
+    return [t for name, t in metadata.tables.items() if name.startswith("sidx_")]
+
+
+def _with_server_meta(resource: dict, res_id: str, version_id: int, now_us: int) -> dict:
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = ids.instant(now_us)
+    stored = {"resourceType": resource["resourceType"], "id": res_id, "meta": meta}
+    stored.update((k, v) for k, v in resource.items() if k not in stored)
+    return stored
+
+
+def _client_meta(resource: dict) -> dict:
+    meta = dict(resource.get("meta") or {})
+    meta.pop("versionId", None)
+    meta.pop("lastUpdated", None)
+    return meta

@@ -1,0 +1,81 @@
+"""Structural validation of R4 resources with the ``fhir.resources.R4B`` models.
+
+R4B is wire-compatible with R4 (4.0.1) for every resource type both releases
+define; the types PHRX serves are that intersection (see
+:func:`fhir_server.resources.types.supported_types`). Errors become an
+:class:`~fhir_server.errors.InvalidResource` whose issues carry a FHIRPath
+``expression`` pointing at the offending element.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import ValidationError
+
+from fhir_server.errors import InvalidResource, Issue
+
+MAX_ISSUES = 20
+
+
+@cache
+def model_class(resource_type: str):
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        return get_fhir_model_class(resource_type)
+    except (ValueError, KeyError, ImportError):
+        return None
+
+
+def validate_resource(resource: object, *, expected_type: str | None = None) -> dict:
+    """Validate ``resource`` (parsed JSON); return it unchanged or raise InvalidResource."""
+    if not isinstance(resource, dict):
+        raise InvalidResource("The body must be a JSON object holding one FHIR resource.")
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise InvalidResource("The resource has no resourceType.", expression=["resourceType"])
+    if expected_type and resource_type != expected_type:
+        raise InvalidResource(
+            f"resourceType {resource_type!r} does not match the endpoint type {expected_type!r}.",
+            expression=["resourceType"],
+        )
+    model = model_class(resource_type)
+    if model is None:
+        raise InvalidResource(
+            f"Unknown resourceType {resource_type!r}.", expression=["resourceType"]
+        )
+    try:
+        model.model_validate(resource)
+    except ValidationError as error:
+        raise InvalidResource(
+            f"{resource_type} failed R4 validation.",
+            issues=_issues_from(resource_type, error),
+        ) from None
+    except (ValueError, TypeError) as error:
+        # Model-level validators of fhir.resources raise plain errors for a few rules.
+        raise InvalidResource(f"{resource_type} failed R4 validation: {error}") from None
+    return resource
+
+
+def _issues_from(resource_type: str, error: ValidationError) -> list[Issue]:
+    issues = []
+    for detail in error.errors()[:MAX_ISSUES]:
+        path = _fhirpath(resource_type, detail.get("loc", ()))
+        message = detail.get("msg", "invalid value")
+        if detail.get("type") == "extra_forbidden":
+            message = "Unknown element"
+        elif detail.get("type") == "missing":
+            message = "Required element is missing"
+        issues.append(Issue("structure", f"{path}: {message}", expression=(path,)))
+    return issues
+
+
+def _fhirpath(resource_type: str, loc: tuple) -> str:
+    path = resource_type
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "__root__":
+            path += f".{part}"
+    return path
