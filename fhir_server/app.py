@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from fhir_server.api.http import fhir_response
 from fhir_server.errors import FHIRError, Issue, operation_outcome
 from fhir_server.node import Node, NodeConfig
+from fhir_server.smart import init_app as init_smart
 
 log = logging.getLogger("phrx")
 
@@ -49,17 +50,20 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config)
     app.extensions["phrx.node"] = node
     _register_blueprints(app)
+    init_smart(app, node)  # SMART authorization server + bearer-token before_request hook
     _register_error_handlers(app)
     return app
 
 
 def _register_blueprints(app: Flask) -> None:
+    from fhir_server.api.integrity import bp as integrity_bp
     from fhir_server.api.operations import bp as operations_bp
     from fhir_server.api.rest import bp as rest_bp
     from fhir_server.api.system import bp as system_bp
 
     app.register_blueprint(system_bp)
     app.register_blueprint(operations_bp)
+    app.register_blueprint(integrity_bp)  # $anchor / $verify, before the generic REST rules
     app.register_blueprint(rest_bp)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fhir_server.resources import ids
 from fhir_server.resources.search_params import params_for
 from fhir_server.resources.types import supported_types
+from fhir_server.smart.discovery import oauth_security
 
 INTERACTIONS = [
     "read",
@@ -38,6 +39,7 @@ def capability_statement(base_url: str, operations: list[dict] | None = None) ->
         "rest": [
             {
                 "mode": "server",
+                "security": oauth_security(base_url),
                 "resource": [_resource(t) for t in sorted(supported_types())],
                 "interaction": [
                     {"code": "transaction"},

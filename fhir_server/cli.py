@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -31,7 +32,9 @@ class PhrxGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FHIRError as error:
-            click.echo(f"phrx: error: {error.diagnostics}", err=True)
+            # the issues name the element at fault (e.g. Observation.status); one line still
+            detail = "; ".join(i.diagnostics for i in error.all_issues()[:3] if i.diagnostics)
+            click.echo(f"phrx: error: {detail or error.diagnostics}", err=True)
             sys.exit(1)
         except (OSError, ValueError) as error:
             click.echo(f"phrx: error: {error}", err=True)
@@ -50,28 +53,82 @@ def main() -> None:
 @DATABASE_URL
 @click.option("--base-url", envvar="PHRX_BASE_URL", default=None, help="Public FHIR base URL.")
 @click.option("--workers", default=1, show_default=True, type=int, envvar="PHRX_WORKERS")
-def serve(host, port, data_dir, database_url, base_url, workers) -> None:
+@click.option(
+    "--chain",
+    default="dev",
+    show_default=True,
+    envvar="PHRX_CHAIN",
+    help="'dev' (local anvil in DATA/chain), a JSON-RPC URL, or 'none' (no anchoring).",
+)
+@click.option("--anchor-interval", default=2.0, show_default=True, type=float)
+@click.option("--anchor-batch", default=1000, show_default=True, type=int)
+@click.option(
+    "--anchor-worker/--no-anchor-worker",
+    default=True,
+    show_default=True,
+    help="Run the anchoring batcher in the server (else run `phrx anchor-worker`).",
+)
+@click.option("--country", default="XX", show_default=True, envvar="PHRX_COUNTRY")
+def serve(
+    host,
+    port,
+    data_dir,
+    database_url,
+    base_url,
+    workers,
+    chain,
+    anchor_interval,
+    anchor_batch,
+    anchor_worker,
+    country,
+) -> None:
     """Serve the FHIR API with gunicorn (production WSGI server)."""
     from fhir_server.node import Node, NodeConfig
     from fhir_server.serving import check_loopback, configure_logging, serve_gunicorn
 
     check_loopback(host)
-    config = NodeConfig(data_dir=data_dir, database_url=database_url, base_url=base_url)
-    Node(config).close()  # initialise data dir and schema once, before forking workers
+    dev_chain = None
+    chain_opt = None if chain == "none" else chain
+    if chain_opt == "dev":
+        # One anvil for the master and every worker; the workers talk to its URL.
+        from anchoring.node_chain import NodeChain
+
+        dev_chain = NodeChain(data_dir, "dev", country=country, base_url=base_url or "").open()
+        chain_opt = dev_chain.url
+        click.echo(f"dev chain {chain_opt} (state in {data_dir / 'chain'})")
+    config = NodeConfig(
+        data_dir=data_dir,
+        database_url=database_url,
+        base_url=base_url,
+        chain=chain_opt,
+        anchor_interval=anchor_interval,
+        anchor_batch=anchor_batch,
+        anchor_worker=anchor_worker,
+        anchor_country=country,
+    )
+    # initialise data dir, schema and deployment once, before forking workers
+    Node(replace(config, anchor_worker=False)).close()
     configure_logging(data_dir)
     click.echo(f"PHRX node serving http://{host}:{port}/fhir ({workers} worker(s))")
-    click.echo("No authentication yet: listening on loopback only.")
+    click.echo("SMART bearer tokens required; loopback only until consent enforcement lands.")
 
     def factory():
         from fhir_server.app import create_app
+        from fhir_server.resources.types import supported_types
 
+        supported_types()  # import every R4B model now, not on the first request
         return create_app({"NODE": Node(config)})
 
-    serve_gunicorn(factory, host, port, workers)
+    try:
+        serve_gunicorn(factory, host, port, workers)
+    finally:
+        if dev_chain is not None:
+            dev_chain.close()
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+# No exists=True: a missing path is reported by bundle_files() as one "phrx: error:" line.
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="PHRX_DATA_DIR"
 )
@@ -96,7 +153,11 @@ def load(path, data_dir, database_url, url) -> None:
     else:
         raise click.UsageError("give --data-dir or --url")
     total = 0
-    with tqdm(total=len(files), unit="bundle", file=sys.stderr) as bar:
+    # The bar only on a terminal, cleared on exit, so an error stays one line on stderr.
+    interactive = sys.stderr.isatty()
+    with tqdm(
+        total=len(files), unit="bundle", file=sys.stderr, disable=not interactive, leave=False
+    ) as bar:
         for _path, entries in steps:
             total += entries
             bar.update(1)
@@ -138,3 +199,22 @@ def bench_ingest(data, database_url, workers) -> None:
     from benchmarks_runner import run_ingest_benchmark  # type: ignore[import-not-found]
 
     run_ingest_benchmark(data, database_url, workers)
+
+
+def _add_chain_commands() -> None:
+    from fhir_server.cli_chain import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_chain_commands()
+
+
+def _add_smart_commands() -> None:
+    from fhir_server.smart.cli import register
+
+    register(main)  # phrx users | clients | token
+
+
+_add_smart_commands()

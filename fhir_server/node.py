@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import anchoring.journal  # noqa: F401 - registers the journal tables on the schema
 from fhir_server.resources import ids
 from fhir_server.resources.db import create_schema, make_engine
 from fhir_server.resources.keystore import SqlDataKeyStore
@@ -31,6 +32,13 @@ class NodeConfig:
     base_url: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     max_json_depth: int = 64
+    # Anchoring: None = no chain (tests, tools); "dev" = local anvil in DATA/chain;
+    # "memory" = in-process EVM (tests); or any JSON-RPC URL. See anchoring/node_chain.py.
+    chain: str | None = None
+    anchor_interval: float = 2.0
+    anchor_batch: int = 1000
+    anchor_worker: bool = True  # run the batcher in this process (else: phrx anchor-worker)
+    anchor_country: str = "XX"
 
     @property
     def effective_database_url(self) -> str:
@@ -61,10 +69,27 @@ class Node:
         create_schema(self.engine)
         self.keyring = KeyRing(master, SqlDataKeyStore(self.engine))
         self.store = ResourceStore(self.engine, self.keyring)
+        self.anchoring = None
+        if config.chain:
+            from anchoring.node_chain import NodeAnchoring
+
+            self.anchoring = NodeAnchoring(
+                self.engine,
+                config.data_dir,
+                config.chain,
+                interval=config.anchor_interval,
+                batch_size=config.anchor_batch,
+                run_batcher=config.anchor_worker,
+                country=config.anchor_country,
+                base_url=config.base_url or "",
+            )
 
     @property
     def node_id(self) -> str:
         return self.identity["node_id"]
 
     def close(self) -> None:
+        if self.anchoring is not None:
+            self.anchoring.close()
+            self.anchoring = None
         self.engine.dispose()

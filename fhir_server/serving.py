@@ -14,15 +14,21 @@ from fhir_server.errors import BadRequest
 
 
 def check_loopback(host: str) -> None:
-    """Until SMART authentication lands, a node serves loopback clients only."""
+    """Serve loopback clients only until consent enforcement lands.
+
+    SMART tokens are checked on every request, but releasing patient data to
+    other parties also needs the patient's consent decision (not yet wired),
+    so the node is not exposed beyond this machine (a TLS proxy would sit in
+    front of it anyway).
+    """
     try:
         loopback = ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
     except (OSError, ValueError):
         loopback = False
     if not loopback:
         raise BadRequest(
-            f"Refusing to bind {host}: this node has no authentication yet, "
-            "so it listens on 127.0.0.1 (loopback) only."
+            f"Refusing to bind {host}: consent enforcement is not in place yet, "
+            "so this node listens on 127.0.0.1 (loopback) only."
         )
 
 

@@ -47,9 +47,7 @@ ICD10CM_EN = {
     "I50.9": "Heart failure, unspecified",
     "I63.9": "Cerebral infarction, unspecified",
     "G46.3": "Brain stem stroke syndrome",
-    "G40.909": (
-        "Epilepsy, unspecified, not intractable, without status epilepticus"
-    ),
+    "G40.909": ("Epilepsy, unspecified, not intractable, without status epilepticus"),
     "R80.9": "Proteinuria, unspecified",
     "N18.3": "Chronic kidney disease, stage 3 (moderate)",
     "N18.9": "Chronic kidney disease, unspecified",
@@ -120,10 +118,26 @@ LAB_LOINC = {
     "CREATININE": ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL"),
     "CRE": ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL"),
     "BUN": ("3094-0", "Urea nitrogen [Mass/volume] in Serum or Plasma", "mg/dL"),
-    "ALT": ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L"),
-    "GPT": ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L"),
-    "AST": ("1920-8", "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L"),
-    "GOT": ("1920-8", "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L"),
+    "ALT": (
+        "1742-6",
+        "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+    ),
+    "GPT": (
+        "1742-6",
+        "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+    ),
+    "AST": (
+        "1920-8",
+        "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+    ),
+    "GOT": (
+        "1920-8",
+        "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+    ),
     "CHOLESTEROL": ("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL"),
     "T-CHO": ("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL"),
     "TG": ("2571-8", "Triglyceride [Mass/volume] in Serum or Plasma", "mg/dL"),
@@ -169,7 +183,11 @@ VITALS = {
     "uacr": ("14959-1", "Microalbumin/Creatinine [Mass Ratio] in Urine", None),
     "upcr": ("2890-2", "Protein/Creatinine [Mass Ratio] in Urine", None),
     "microalbumin": ("14957-5", "Microalbumin [Mass/volume] in Urine", None),
-    "fobt": ("29771-3", "Hemoglobin.gastrointestinal.lower [Presence] in Stool by Immunoassay", None),
+    "fobt": (
+        "29771-3",
+        "Hemoglobin.gastrointestinal.lower [Presence] in Stool by Immunoassay",
+        None,
+    ),
     "mammogram": ("24606-6", "MG Breast Screening", None),
 }
 
@@ -181,9 +199,15 @@ def presence_concept(text: str) -> dict | None:
     """陽性/陰性 -> SNOMED CT positive/negative, text kept."""
     key = text.strip().upper()
     if key in POSITIVE:
-        return {"coding": [{"system": SNOMED, "code": "10828004", "display": "Positive"}], "text": text}
+        return {
+            "coding": [{"system": SNOMED, "code": "10828004", "display": "Positive"}],
+            "text": text,
+        }
     if key in NEGATIVE:
-        return {"coding": [{"system": SNOMED, "code": "260385009", "display": "Negative"}], "text": text}
+        return {
+            "coding": [{"system": SNOMED, "code": "260385009", "display": "Negative"}],
+            "text": text,
+        }
     return None
 
 

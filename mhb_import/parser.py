@@ -103,7 +103,7 @@ def parse_export(
 # --------------------------------------------------------------------------- zip
 
 
-def _unzip(data: bytes, password: str | None, limits: ParseLimits):
+def _unzip(data: bytes, password: str | None, limits: ParseLimits):  # noqa: PLR0912
     warnings: list[str] = []
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -199,10 +199,16 @@ def _pairs_hook(pairs):
     return out
 
 
+_JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+
+
 def _load_json(text: str, limits: ParseLimits) -> Any:
     depth = 0
     # cheap structural depth bound before the recursive parser runs
-    for ch in re.sub(r'"(?:[^"\\]|\\.)*"', "", text[: 4 * 1024 * 1024]):
+    skeleton = _JSON_STRING_RE.sub("", text[: 4 * 1024 * 1024])
+    for m in _BRACKET_RE.finditer(skeleton):
+        ch = m.group()
         if ch in "[{":
             depth += 1
             if depth > limits.max_depth:
@@ -210,9 +216,7 @@ def _load_json(text: str, limits: ParseLimits) -> Any:
         elif ch in "]}":
             depth -= 1
     try:
-        doc = json.loads(
-            text, object_pairs_hook=_pairs_hook, parse_constant=_reject_constant
-        )
+        doc = json.loads(text, object_pairs_hook=_pairs_hook, parse_constant=_reject_constant)
     except RecursionError as exc:
         raise BadRequest("JSON nesting is too deep") from exc
     except json.JSONDecodeError as exc:

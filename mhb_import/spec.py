@@ -178,7 +178,13 @@ FIELDS: dict[str, dict[str, str]] = {
     "r11_1": _fields("r11_1", {"1": "date", "2": "text", "3": "text", "4": "text"}),
     "r12_1": _fields(
         "r12_1",
-        {"1": "text", "2": "date", "3": "date", "4": "date", **{str(n): "value" for n in range(5, 14)}},
+        {
+            "1": "text",
+            "2": "date",
+            "3": "date",
+            "4": "date",
+            **{str(n): "value" for n in range(5, 14)},
+        },
     ),
     "r13_1": _fields(
         "r13_1", {"1": "text", "2": "date", **{str(n): "value" for n in range(3, 11)}}

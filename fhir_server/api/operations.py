@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from fhir_server.api.http import base_url, fhir_response, negotiate
-from fhir_server.operations import everything
+from fhir_server.operations import anchor, everything, verify
 
 bp = Blueprint("operations", __name__, url_prefix="/fhir")
 
-OPERATIONS = [everything]
+OPERATIONS = [everything, anchor, verify]
 
 
 def operation_definitions() -> list[dict]:

@@ -86,8 +86,9 @@ def conditional_update(res_type: str):
     if not query:
         raise BadRequest("PUT on a type needs search criteria (conditional update).")
     body = validate_resource(read_json_body(), expected_type=res_type)
-    with store().unit_of_work(prepare=[body] if body.get("id") else []) as writer:
-        result = interactions.conditional_update(writer, res_type, query, body)
+    new_id = body.get("id") or ids.new_id()  # used only if nothing matches
+    with store().unit_of_work(prepare=[{**body, "id": new_id}]) as writer:
+        result = interactions.conditional_update(writer, res_type, query, body, new_id)
     return _written(result)
 
 

@@ -8,7 +8,7 @@ back every entry. A batch runs each entry on its own and reports each result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fhir_server.errors import BadRequest, Conflict, FHIRError, NotFound, PreconditionFailed
 from fhir_server.resources import ids, interactions
@@ -109,7 +109,7 @@ def _run_transaction(store: ResourceStore, entries: list[PlannedEntry]) -> None:
     for entry in entries:
         if entry.resource is not None:
             entry.resource = _rewrite_refs(store, entry.resource, urn_map, entry)
-    writes = [e.resource for e in entries if e.resource is not None]
+    writes = [_to_prepare(e) for e in entries if e.resource is not None]
     with store.unit_of_work(prepare=writes) as writer:
         for entry in sorted(entries, key=lambda e: (METHOD_ORDER[e.method], e.index)):
             try:
@@ -122,6 +122,7 @@ def _assign_ids(store: ResourceStore, entries: list[PlannedEntry]) -> dict[str, 
     """Give each POST its id up front; ``ifNoneExist`` reuses a match's id."""
     urn_map: dict[str, str] = {}
     for entry in entries:
+        _new_id_for_conditional_put(entry)
         if entry.method != "POST":
             continue
         res_type = entry.target.res_type
@@ -139,6 +140,17 @@ def _assign_ids(store: ResourceStore, entries: list[PlannedEntry]) -> dict[str, 
         if entry.full_url:
             urn_map[entry.full_url] = f"{res_type}/{res_id}"
     return urn_map
+
+
+def _new_id_for_conditional_put(entry: PlannedEntry) -> None:
+    """A conditional PUT that matches nothing creates under this id (data key prepared)."""
+    if entry.method == "PUT" and entry.target.query and not entry.resource.get("id"):
+        entry.extra["new_id"] = ids.new_id()
+
+
+def _to_prepare(entry: PlannedEntry) -> dict:
+    new_id = entry.extra.get("new_id")
+    return {**entry.resource, "id": new_id} if new_id else entry.resource
 
 
 def _rewrite_refs(store, node, urn_map: dict[str, str], entry: PlannedEntry):
@@ -191,10 +203,11 @@ def _execute(writer: Writer, entry: PlannedEntry) -> Result:
     if entry.method == "PUT":
         if target.query:
             return interactions.conditional_update(
-                writer, target.res_type, target.query, entry.resource
+                writer, target.res_type, target.query, entry.resource, entry.extra.get("new_id")
             )
         if_match = _etag_version(entry.if_match)
         return interactions.update(writer, target.res_type, target.res_id, entry.resource, if_match)
+    writer.flush()  # buffered writes of this transaction must be visible to its GETs
     return _read(writer.store, target, writer.conn)
 
 
@@ -224,9 +237,11 @@ def _etag_version(value: str | None) -> int | None:
 
 def _at(entry: PlannedEntry, error: FHIRError) -> FHIRError:
     """Prefix the failing entry so the client knows which one broke the transaction."""
-    error.diagnostics = f"Bundle.entry[{entry.index}] ({entry.method}): {error.diagnostics}"
+    prefix = f"Bundle.entry[{entry.index}] ({entry.method}): "
+    error.diagnostics = prefix + error.diagnostics
     if error.issues:
-        error.issues = None if len(error.issues) == 1 else error.issues
+        # keep each issue (and its expression), naming the entry in its diagnostics
+        error.issues = [replace(i, diagnostics=prefix + i.diagnostics) for i in error.issues]
     return error
 
 
@@ -240,7 +255,9 @@ def _run_alone(store: ResourceStore, entry: PlannedEntry) -> None:
             validate_resource(entry.resource)
         if entry.method == "POST":
             entry.resource = {**entry.resource, "id": ids.new_id()}
-        with store.unit_of_work(prepare=[entry.resource] if entry.resource else []) as writer:
+        if entry.resource is not None:
+            _new_id_for_conditional_put(entry)
+        with store.unit_of_work(prepare=[_to_prepare(entry)] if entry.resource else []) as writer:
             entry.result = _execute(writer, entry)
     except FHIRError as error:
         entry.error = error

@@ -26,6 +26,19 @@ from sqlalchemy.engine import Engine
 
 metadata = MetaData()
 
+
+class Bytes(LargeBinary):
+    """BLOB / bytea without SQLAlchemy's per-value ``Binary()`` wrapping.
+
+    sqlite3 and psycopg both take ``bytes`` natively; skipping the wrapper
+    saves a Python call per hash on every index row (tens of thousands per bundle).
+    """
+
+    cache_ok = True
+
+    def bind_processor(self, dialect):
+        return None
+
 # The current version of every resource; ``pk`` is what index rows point at.
 resources = Table(
     "resources",
@@ -54,8 +67,8 @@ versions = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("method", String(8), nullable=False),  # POST / PUT / DELETE
     Column("key_scope", String(80), nullable=False, default=""),
-    Column("sealed", LargeBinary, nullable=True),  # None for delete markers
-    Column("leaf", LargeBinary(32), nullable=True),  # anchoring leaf hash of the content
+    Column("sealed", Bytes, nullable=True),  # None for delete markers
+    Column("leaf", Bytes(32), nullable=True),  # anchoring leaf hash of the content
     UniqueConstraint("res_type", "res_id", "version_id", name="uq_versions_type_id_vid"),
     Index("ix_versions_updated", "last_updated_us"),
 )
@@ -65,7 +78,7 @@ data_keys = Table(
     "data_keys",
     metadata,
     Column("scope", String(80), primary_key=True),
-    Column("wrapped", LargeBinary, nullable=False),
+    Column("wrapped", Bytes, nullable=False),
     Column("created_us", BigInteger, nullable=False),
 )
 
@@ -119,5 +132,6 @@ def make_engine(url: str) -> Engine:
 def create_schema(engine: Engine) -> None:
     # Import for its side effect: the search index tables register on ``metadata``.
     from fhir_server.resources import search_tables  # noqa: F401
+    from fhir_server.smart import tables as smart_tables  # noqa: F401
 
     metadata.create_all(engine)

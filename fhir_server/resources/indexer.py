@@ -238,7 +238,7 @@ def string_values(v: Any) -> list[str]:
     return out
 
 
-def token_values(v: Any) -> tuple[list[tuple[str | None, str | None]], list[str]]:
+def token_values(v: Any) -> tuple[list[tuple[str | None, str | None]], list[str]]:  # noqa: PLR0912
     """``([(system, code)], [texts])`` of a token-param value."""
     if isinstance(v, str):
         return [(None, v)], []
@@ -248,7 +248,7 @@ def token_values(v: Any) -> tuple[list[tuple[str | None, str | None]], list[str]
         return [], []
     pairs: list[tuple[str | None, str | None]] = []
     texts: list[str] = []
-    if "coding" in v or "text" in v and "value" not in v:  # CodeableConcept
+    if "coding" in v or ("text" in v and "value" not in v):  # CodeableConcept
         for c in v.get("coding") or ():
             if isinstance(c, dict):
                 if c.get("code") is not None or c.get("system") is not None:
@@ -385,7 +385,7 @@ def _plan(resource_type: str) -> tuple[tuple[SearchParam, str, tuple], ...]:
     )
 
 
-def index_rows(resource: dict, blind: Any) -> dict[str, list[dict]]:
+def index_rows(resource: dict, blind: Any) -> dict[str, list[dict]]:  # noqa: PLR0912, PLR0915
     """Table name -> rows (without ``resource_pk``) for the current version."""
     rtype = resource.get("resourceType")
     digest = blind.digest

@@ -67,8 +67,14 @@ def update(
 
 
 def conditional_update(
-    writer: Writer, res_type: str, query: list[tuple[str, str]], resource: dict
+    writer: Writer,
+    res_type: str,
+    query: list[tuple[str, str]],
+    resource: dict,
+    new_id: str | None = None,
 ) -> Result:
+    """``new_id``: the id to create under when nothing matches and the body has none;
+    the caller prepared its data key (a new Patient's key cannot be made mid-transaction)."""
     found = matching_ids(writer, res_type, query)
     if len(found) > 1:
         raise PreconditionFailed(f"The conditional update matched more than one {res_type}.")
@@ -79,7 +85,7 @@ def conditional_update(
                 expression=[f"{res_type}.id"],
             )
         return update(writer, res_type, found[0], {**resource, "id": found[0]})
-    res_id = resource.get("id") or ids.new_id()
+    res_id = resource.get("id") or new_id or ids.new_id()
     return update(writer, res_type, res_id, {**resource, "id": res_id})
 
 

@@ -270,7 +270,7 @@ def _lookup(rtype: str, code: str) -> SearchParam:
 def _check_modifier(sp: SearchParam, modifier: str | None, param: str) -> None:
     if modifier is None:
         return
-    if sp.code == "_id" or sp.code == "_lastUpdated":
+    if sp.code in {"_id", "_lastUpdated"}:
         if modifier != "missing" or sp.code == "_id":
             raise _bad(f"Unsupported modifier :{modifier} on {param!r}", param)
         return
@@ -425,8 +425,8 @@ def _parse_one(req: SearchRequest, key: str, raw: str) -> None:  # noqa: PLR0912
 
 
 def _parse_sort(req: SearchRequest, raw: str) -> None:
-    for item in raw.split(","):
-        item = item.strip()
+    for part in raw.split(","):
+        item = part.strip()
         if not item:
             continue
         desc = item.startswith("-")

@@ -11,7 +11,7 @@ schema metadata, not PHI). The resource type is not repeated: rows join to
 ``resources.pk``; the HMAC domains include the resource type, so equal values
 of different types/params never produce the same digest.
 
-Types are portable between SQLite and PostgreSQL: LargeBinary(16) (BLOB /
+Types are portable between SQLite and PostgreSQL: Bytes(16) (BLOB /
 BYTEA), BigInteger epoch microseconds (UTC), Double (REAL / DOUBLE PRECISION)
 for numbers -- numeric values are compared as IEEE doubles on both back ends
 and both sides of a comparison are produced by ``float()`` of the same
@@ -30,12 +30,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Table,
 )
 
-from fhir_server.resources.db import metadata
+from fhir_server.resources.db import Bytes, metadata
 
 
 def _pk_col() -> Column:
@@ -50,7 +49,7 @@ sidx_hash = Table(
     metadata,
     _pk_col(),
     Column("param", String(64), nullable=False),
-    Column("hash", LargeBinary(16), nullable=False),
+    Column("hash", Bytes(16), nullable=False),
     Index("ix_sidx_hash_param_hash", "param", "hash", "resource_pk"),
     Index("ix_sidx_hash_pk", "resource_pk"),
 )
@@ -86,9 +85,9 @@ sidx_quantity = Table(
     _pk_col(),
     Column("param", String(64), nullable=False),
     Column("value", Double, nullable=False),
-    Column("sys_code", LargeBinary(16), nullable=True),
-    Column("code", LargeBinary(16), nullable=True),
-    Column("unit", LargeBinary(16), nullable=True),
+    Column("sys_code", Bytes(16), nullable=True),
+    Column("code", Bytes(16), nullable=True),
+    Column("unit", Bytes(16), nullable=True),
     Index("ix_sidx_quantity_param_value", "param", "value"),
     Index("ix_sidx_quantity_pk", "resource_pk"),
 )
@@ -102,7 +101,7 @@ sidx_ref = Table(
     Column("param", String(64), nullable=False),
     Column("target_type", String(64), nullable=True),
     Column("target_id", String(64), nullable=True),
-    Column("url_hash", LargeBinary(16), nullable=True),
+    Column("url_hash", Bytes(16), nullable=True),
     Index("ix_sidx_ref_param_target", "param", "target_id", "target_type"),
     Index("ix_sidx_ref_param_url", "param", "url_hash"),
     Index("ix_sidx_ref_pk", "resource_pk"),

@@ -12,9 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from anchoring import journal as anchor_journal
 from anchoring.canonical import leaf_hash
 from fhir_server.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
 from fhir_server.resources import ids
@@ -23,7 +24,6 @@ from fhir_server.resources.db import compartments, metadata, resources, versions
 from fhir_server.resources.indexer import index_rows
 from fhir_server.resources.sealing import dumps
 from fhir_server.resources.types import check_type
-from validators.r4 import validate_resource
 
 if TYPE_CHECKING:
     from fhir_server.resources.store import ResourceStore
@@ -66,10 +66,16 @@ class Writer:
         self._index_rows: dict[str, list[dict]] = defaultdict(list)
         self._compartment_rows: list[dict] = []
         self._stale_pks: list[int] = []
+        # Versions and brand-new resources are inserted in bulk at flush();
+        # a new resource gets its pk (needed by its index rows) only then.
+        self._version_rows: list[dict] = []
+        self._journal_rows: list[dict] = []  # anchoring journal, same transaction
+        self._new_resources: list[tuple[dict, dict]] = []  # (resources row, stored resource)
 
     # -- interactions -----------------------------------------------------------
+    # Callers validate (validators.r4) before the transaction opens, so the
+    # write lock is never held while pydantic runs; the writer trusts its input.
     def create(self, resource: dict, *, res_id: str | None = None) -> WriteOutcome:
-        validate_resource(resource)
         res_type = check_type(resource["resourceType"])
         res_id = res_id or ids.new_id()
         return self._write(res_type, res_id, resource, None, "POST")
@@ -77,7 +83,7 @@ class Writer:
     def update(
         self, res_type: str, res_id: str, resource: dict, *, if_match: int | None = None
     ) -> WriteOutcome:
-        validate_resource(resource, expected_type=check_type(res_type))
+        check_type(res_type)
         ids.check_id(res_id)
         if resource.get("id") != res_id:
             raise BadRequest(
@@ -113,7 +119,19 @@ class Writer:
 
     # -- buffered index rows ------------------------------------------------------
     def flush(self) -> None:
-        """Write buffered index rows; searches inside this transaction call it first."""
+        """Write buffered rows; reads and searches inside this transaction call it first."""
+        if self._version_rows:
+            self.conn.execute(_INSERT_VERSION, self._version_rows)
+            self._version_rows = []
+        if self._journal_rows:
+            self.conn.execute(_INSERT_JOURNAL, self._journal_rows)
+            self._journal_rows = []
+        if self._new_resources:
+            rows = [row for row, _ in self._new_resources]
+            pks = [r[0] for r in self.conn.execute(_INSERT_RESOURCES, rows)]
+            for pk, (_, stored) in zip(pks, self._new_resources, strict=True):
+                self._buffer_index(pk, stored)
+            self._new_resources = []
         if self._stale_pks:
             for table in _index_tables():
                 self.conn.execute(delete(table).where(table.c.resource_pk.in_(self._stale_pks)))
@@ -131,6 +149,7 @@ class Writer:
 
     # -- internals ------------------------------------------------------------------
     def _current(self, res_type: str, res_id: str) -> _Current | None:
+        self.flush()
         query = (
             select(resources.c.pk, resources.c.version_id, resources.c.deleted)
             .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
@@ -164,44 +183,44 @@ class Writer:
             scope = self.store.sealer.scope_for(patient_id)
             sealed = self.store.sealer.seal(res_type, res_id, version_id, scope, dumps(stored))
             leaf = leaf_hash(stored)
-        self.conn.execute(
-            insert(versions).values(
-                res_type=res_type,
-                res_id=res_id,
-                version_id=version_id,
-                last_updated_us=now,
-                deleted=resource is None,
-                method=method,
-                key_scope=scope,
-                sealed=sealed,
-                leaf=leaf,
-            )
+        self._version_rows.append(
+            {
+                "res_type": res_type,
+                "res_id": res_id,
+                "version_id": version_id,
+                "last_updated_us": now,
+                "deleted": resource is None,
+                "method": method,
+                "key_scope": scope,
+                "sealed": sealed,
+                "leaf": leaf,
+            }
         )
-        pk = self._move_pointer(res_type, res_id, version_id, now, resource is None, scope, current)
-        if stored is not None:
-            self._buffer_index(pk, stored)
+        if leaf is not None:
+            self._journal_rows.append(
+                {
+                    "res_type": res_type,
+                    "res_id": res_id,
+                    "version_id": version_id,
+                    "leaf": leaf,
+                    "created_us": now,
+                }
+            )
+        pointer = {"version_id": version_id, "last_updated_us": now, "key_scope": scope}
+        if current is None:
+            row = {"res_type": res_type, "res_id": res_id, "deleted": False, **pointer}
+            self._new_resources.append((row, stored))
+        else:
+            pk = self._move_pointer(res_type, res_id, current, deleted=resource is None, **pointer)
+            if stored is not None:
+                self._buffer_index(pk, stored)
         return WriteOutcome(
             res_type, res_id, version_id, now, stored, created=current is None or current.deleted
         )
 
-    def _move_pointer(self, res_type, res_id, version_id, now, deleted, scope, current) -> int:
-        values = {
-            "version_id": version_id,
-            "last_updated_us": now,
-            "deleted": deleted,
-            "key_scope": scope,
-        }
-        if current is None:
-            result = self.conn.execute(
-                insert(resources)
-                .values(res_type=res_type, res_id=res_id, **values)
-                .returning(resources.c.pk)
-            )
-            return result.scalar_one()
+    def _move_pointer(self, res_type: str, res_id: str, current: _Current, **values) -> int:
         result = self.conn.execute(
-            update(resources)
-            .where(resources.c.pk == current.pk, resources.c.version_id == current.version_id)
-            .values(**values)
+            _MOVE_POINTER, {"b_pk": current.pk, "b_version": current.version_id, **values}
         )
         if result.rowcount != 1:
             raise Conflict(f"{res_type}/{res_id} was changed concurrently; retry the request.")
@@ -213,6 +232,15 @@ class Writer:
             self._index_rows[name].extend({**row, "resource_pk": pk} for row in rows)
         for patient_id in compartment_patient_ids(resource):
             self._compartment_rows.append({"resource_pk": pk, "patient_id": patient_id})
+
+
+# Built once: compiling a fresh ``insert().values()`` per row costs more than the row.
+_INSERT_VERSION = insert(versions)
+_INSERT_JOURNAL = insert(anchor_journal.journal)
+_INSERT_RESOURCES = insert(resources).returning(resources.c.pk, sort_by_parameter_order=True)
+_MOVE_POINTER = update(resources).where(
+    resources.c.pk == bindparam("b_pk"), resources.c.version_id == bindparam("b_version")
+)
 
 
 def _index_tables():

@@ -16,8 +16,6 @@ from web3 import EthereumTesterProvider, Web3  # noqa: E402
 
 from anchoring.chain import ChainClient, Deployment  # noqa: E402
 
-COUNTRIES = ["DE", "FR", "IT", "ES", "NL", "AT", "BE"]
-
 
 @pytest.fixture
 def w3() -> Web3:
@@ -40,17 +38,3 @@ def deployment(w3: Web3, keys: list[str]) -> Deployment:
 def clients(w3: Web3, keys: list[str], deployment: Deployment) -> list[ChainClient]:
     """One client per funded account; only clients[0] (DE) is an authority at first."""
     return [ChainClient(w3, key, deployment=deployment) for key in keys]
-
-
-def grow(clients: list[ChainClient], n: int) -> None:
-    """Make clients[0..n-1] authorities, collecting just enough votes each time."""
-    for k in range(1, n):
-        newcomer = clients[k]
-        result = clients[0].propose_add(
-            newcomer.address, COUNTRIES[k], f"https://{COUNTRIES[k]}.example", "{}", b""
-        )
-        voter = 1
-        while not result.executed:
-            result = clients[voter].vote(result.proposal_id)
-            voter += 1
-    assert len(clients[0].authorities()) == n

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import COUNTRIES, grow
 
 from anchoring.chain import ChainClient, ChainError
+from tests.anchoring.chain_helpers import COUNTRIES, grow
 
 ROOT = bytes(range(32))
 BATCH = b"\xbb" * 32

@@ -96,7 +96,5 @@ def store(engine, blind, items, *, deleted=()) -> dict[str, int]:
             pks[key] = pk
             clean = {k: v for k, v in res.items() if k != "_lu_us"}
             for name, rows in index_rows(clean, blind).items():
-                conn.execute(
-                    insert(table_by_name[name]), [{**r, "resource_pk": pk} for r in rows]
-                )
+                conn.execute(insert(table_by_name[name]), [{**r, "resource_pk": pk} for r in rows])
     return pks

@@ -162,8 +162,10 @@ RESOURCES = [
         "prediction": [{"probabilityDecimal": 0.8}],
     },
 ]
-BY_KEY = {f"{r['resourceType']}/{r['id']}": {k: v for k, v in r.items() if k != "_lu_us"}
-          for r in RESOURCES}
+BY_KEY = {
+    f"{r['resourceType']}/{r['id']}": {k: v for k, v in r.items() if k != "_lu_us"}
+    for r in RESOURCES
+}
 
 
 @pytest.fixture
@@ -219,6 +221,8 @@ def test_token(db, blind):
     assert ids(db, blind, "Patient", [("identifier", f"{MRN}|MRN-002")]) == ["p2"]
     assert ids(db, blind, "Patient", [("identifier", "http://other|MRN-002")]) == []
     assert ids(db, blind, "Patient", [("identifier:missing", "true")]) == ["p3"]
+    # :not also returns resources without any value for the param (p3)
+    assert ids(db, blind, "Patient", [("identifier:not", "MRN-001")]) == ["p2", "p3"]
     assert ids(db, blind, "Patient", [("phone", "555-0101")]) == ["p1"]
 
 
@@ -387,8 +391,9 @@ def test_chain_and_has(db, blind):
     assert p(("_has:Encounter:patient:date", "2020-03-01"), ("gender", "female")) == ["p1"]
     assert p(("_has:Condition:patient:code", "nope")) == []
     with pytest.raises(BadRequest):
-        build_search(parse_search("Observation", [("patient.name:contains", "zy")],
-                                  strict=True), blind)
+        build_search(
+            parse_search("Observation", [("patient.name:contains", "zy")], strict=True), blind
+        )
 
 
 # ------------------------------------------------------------------ sort
@@ -423,17 +428,26 @@ def test_sort_python(db, blind):
 
 
 def test_no_clear_text_in_index(db, blind):
-    sentinels = ["zyxwvutsr", "sentinel-123", "mrn-001", "müller", "muller", "zürich",
-                 "555-0101", "body height", "sentinel.example"]
+    sentinels = [
+        "zyxwvutsr",
+        "sentinel-123",
+        "mrn-001",
+        "müller",
+        "muller",
+        "zürich",
+        "555-0101",
+        "body height",
+        "sentinel.example",
+    ]
     seen = 0
     with db.connect() as conn:
         for table in ALL_TABLES:
             for row in conn.execute(select(table)).mappings():
                 for v in row.values():
                     seen += 1
-                    blob = (bytes(v).decode("latin-1") if isinstance(v, bytes | memoryview)
-                            else str(v)).casefold()
+                    blob = (
+                        bytes(v).decode("latin-1") if isinstance(v, bytes | memoryview) else str(v)
+                    ).casefold()
                     for s in sentinels:
                         assert s not in blob, (table.name, row)
     assert seen > 300
-

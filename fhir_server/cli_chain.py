@@ -1,0 +1,196 @@
+"""Chain commands: ``phrx chain dev | init-network | authorities …``, ``phrx anchor-worker``,
+``phrx verify FILE --chain URL``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PHRX_DATA_DIR",
+    required=True,
+    help="Node data dir. Env: PHRX_DATA_DIR.",
+)
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT/SIGTERM (then return, so ``finally`` blocks clean up)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+# ---- phrx anchor-worker -----------------------------------------------------------------
+@click.command("anchor-worker")
+@DATA_DIR
+@click.option("--database-url", envvar="PHRX_DATABASE_URL", default=None)
+@click.option("--chain", "chain", required=True, envvar="PHRX_CHAIN", help="JSON-RPC URL.")
+@click.option("--anchor-interval", default=2.0, show_default=True, type=float)
+@click.option("--anchor-batch", default=1000, show_default=True, type=int)
+@click.option("--country", default="XX", show_default=True, envvar="PHRX_COUNTRY")
+def anchor_worker(data_dir, database_url, chain, anchor_interval, anchor_batch, country) -> None:
+    """Anchor the journal in its own process (the server then needs no batcher)."""
+    from fhir_server.node import Node, NodeConfig
+
+    node = Node(
+        NodeConfig(
+            data_dir=data_dir,
+            database_url=database_url,
+            chain=chain,
+            anchor_interval=anchor_interval,
+            anchor_batch=anchor_batch,
+            anchor_country=country,
+        )
+    )
+    try:
+        assert node.anchoring is not None
+        dep = node.anchoring.chain.deployment
+        click.echo(f"anchor-worker running: chain {chain}, AnchorRegistry {dep.anchor_registry}")
+        sys.stdout.flush()
+        _wait_for_signal()
+    finally:
+        node.close()
+
+
+# ---- phrx verify ----------------------------------------------------------------------
+@click.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--chain", "chain_url", required=True, help="JSON-RPC URL of the chain.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def verify_file(file, chain_url, as_json) -> None:
+    """Verify a downloaded Bundle (with its Provenance proofs) offline: chain access only."""
+    from anchoring.offline import verify_bundle
+
+    bundle = json.loads(file.read_text())
+    results = verify_bundle(bundle, chain_url)
+    if as_json:
+        click.echo(json.dumps([r.to_parameters() for r in results], indent=2))
+    for r in results:
+        if r.result:
+            line = f"OK    {r.target}  block {r.block_number}  authority {r.country}"
+            click.echo(line + f"  confirmations {r.confirmations}", err=as_json)
+        else:
+            click.echo(f"FAIL  {r.target}  {r.reason}", err=as_json)
+    ok = sum(r.result for r in results)
+    click.echo(f"{ok}/{len(results)} verified", err=as_json)
+    sys.exit(0 if results and ok == len(results) else 1)
+
+
+# ---- phrx chain -----------------------------------------------------------------------
+@click.group("chain")
+def chain() -> None:
+    """Local dev chain, Besu QBFT network generation, authority governance."""
+
+
+@chain.command("dev")
+@DATA_DIR
+@click.option("--port", default=None, type=int, help="Fixed port (default: a free one).")
+@click.option("--country", default="XX", show_default=True)
+def chain_dev(data_dir, port, country) -> None:
+    """Run the local anvil dev chain (state in DATA/chain), deploy on first start."""
+    from anchoring.node_chain import NodeChain
+
+    node_chain = NodeChain(data_dir, "dev", country=country, port=port).open()
+    try:
+        dep = node_chain.deployment
+        click.echo(f"dev chain {node_chain.url} (pid {node_chain.dev.pid})")
+        click.echo(f"AnchorRegistry {dep.anchor_registry}")
+        click.echo(f"AuthorityRegistry {dep.authority_registry}")
+        sys.stdout.flush()
+        _wait_for_signal()
+    finally:
+        node_chain.close()
+
+
+@chain.command("init-network")
+@click.option("--countries", required=True, help="Comma-separated ISO codes, e.g. TW,PH,TH,SG.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--chain-id", default=2025, show_default=True, type=int)
+def init_network_cmd(countries, out, chain_id) -> None:
+    """Generate a Besu QBFT network: keys, genesis, configs, per-country node dirs."""
+    from anchoring.besu import init_network
+
+    codes = [c.strip().upper() for c in countries.split(",") if c.strip()]
+    summary = init_network(codes, out, chain_id=chain_id)
+    click.echo(f"QBFT network for {', '.join(codes)} in {out}")
+    for country, info in summary["validators"].items():
+        click.echo(f"  {country} validator {info['address']}  authority {info['authority']}")
+    click.echo(f"  AuthorityRegistry (predicted) {summary['deployment']['authority_registry']}")
+    click.echo(f"  AnchorRegistry    (predicted) {summary['deployment']['anchor_registry']}")
+
+
+def _governance_client(data_dir: Path, chain_url: str):
+    from anchoring.chain import ChainClient
+    from anchoring.node_chain import as_deployment, load_deployment
+
+    doc = load_deployment(data_dir)
+    if doc is None:
+        raise click.UsageError(f"no {data_dir}/chain/deployment.json")
+    key_file = data_dir / "keys" / "chain.key"
+    if not key_file.exists():
+        raise click.UsageError(f"no chain key at {key_file}")
+    return ChainClient.from_url(
+        chain_url, key_file.read_text().strip(), deployment=as_deployment(doc)
+    )
+
+
+CHAIN_URL = click.option("--chain", "chain_url", required=True, envvar="PHRX_CHAIN")
+
+
+@chain.group("authorities")
+def authorities() -> None:
+    """List and govern the anchoring authorities (one per country)."""
+
+
+@authorities.command("list")
+@DATA_DIR
+@CHAIN_URL
+def authorities_list(data_dir, chain_url) -> None:
+    client = _governance_client(data_dir, chain_url)
+    for a in client.authorities():
+        click.echo(f"{a.country}  {a.address}  {a.fhir_base_url}")
+
+
+def _report(result) -> None:
+    state = "executed" if result.executed else "pending (needs more votes)"
+    click.echo(f"proposal {result.proposal_id}: {state}  tx 0x{result.tx_hash.hex()}")
+
+
+@authorities.command("propose-add")
+@DATA_DIR
+@CHAIN_URL
+@click.option("--address", required=True)
+@click.option("--country", required=True)
+@click.option("--fhir-base-url", required=True)
+@click.option("--signing-jwk", default="{}")
+def authorities_add(data_dir, chain_url, address, country, fhir_base_url, signing_jwk) -> None:
+    client = _governance_client(data_dir, chain_url)
+    _report(client.propose_add(address, country.upper(), fhir_base_url, signing_jwk, b""))
+
+
+@authorities.command("propose-remove")
+@DATA_DIR
+@CHAIN_URL
+@click.option("--address", required=True)
+def authorities_remove(data_dir, chain_url, address) -> None:
+    _report(_governance_client(data_dir, chain_url).propose_remove(address))
+
+
+@authorities.command("vote")
+@DATA_DIR
+@CHAIN_URL
+@click.argument("proposal_id", type=int)
+def authorities_vote(data_dir, chain_url, proposal_id) -> None:
+    _report(_governance_client(data_dir, chain_url).vote(proposal_id))
+
+
+COMMANDS = [anchor_worker, verify_file, chain]

@@ -1,0 +1,208 @@
+"""Operator commands: ``phrx users ...``, ``phrx clients ...`` and ``phrx token``.
+
+``phrx token`` is operator tooling: it prints a short-lived access token for
+scripts, recorded (jti, client, user, scope) like every other token, so it can
+be introspected and revoked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from fhir_server.cli import DATA_DIR, DATABASE_URL
+
+
+def _service(data_dir: Path, database_url: str | None):
+    from fhir_server.node import Node, NodeConfig
+    from fhir_server.smart.service import SmartService
+
+    node = Node(NodeConfig(data_dir=data_dir, database_url=database_url))
+    return node, SmartService(node)
+
+
+@click.group()
+def users() -> None:
+    """Local accounts of patients, practitioners and administrators."""
+
+
+@users.command("add")
+@DATA_DIR
+@DATABASE_URL
+@click.option("--username", required=True)
+@click.option("--role", type=click.Choice(["patient", "practitioner", "admin"]), required=True)
+@click.option("--fhir-user", required=True, help="Patient/ID or Practitioner/ID.")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--totp", is_flag=True, help="Enable a TOTP second factor (not for patients).")
+def users_add(data_dir, database_url, username, role, fhir_user, password_file, totp) -> None:
+    """Create a user; the password is read from --password-file or prompted for."""
+    if password_file:
+        password = password_file.read_text().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    node, smart = _service(data_dir, database_url)
+    try:
+        user = smart.users.add(username, role, fhir_user, password)
+        click.echo(f"added {user.username} ({user.role}, {user.fhir_user})")
+        if totp:
+            secret = smart.users.enable_totp(username)
+            click.echo(f"TOTP secret (add it to an authenticator app): {secret}")
+    finally:
+        node.close()
+
+
+@users.command("totp")
+@DATA_DIR
+@DATABASE_URL
+@click.option("--username", required=True)
+def users_totp(data_dir, database_url, username) -> None:
+    """Enable (or renew) a user's TOTP second factor and print its secret."""
+    from fhir_server.smart.credentials import provisioning_uri
+
+    node, smart = _service(data_dir, database_url)
+    try:
+        secret = smart.users.enable_totp(username)
+        click.echo(f"TOTP secret: {secret}")
+        click.echo(provisioning_uri(secret, username))
+    finally:
+        node.close()
+
+
+@users.command("list")
+@DATA_DIR
+@DATABASE_URL
+def users_list(data_dir, database_url) -> None:
+    node, smart = _service(data_dir, database_url)
+    try:
+        for user in smart.users.list():
+            flag = " totp" if user.totp_enabled else ""
+            click.echo(f"{user.username}\t{user.role}\t{user.fhir_user}{flag}")
+    finally:
+        node.close()
+
+
+@click.group()
+def clients() -> None:
+    """Registered SMART apps and backend services."""
+
+
+@clients.command("add")
+@DATA_DIR
+@DATABASE_URL
+@click.option("--client-id", required=True)
+@click.option(
+    "--kind", type=click.Choice(["public", "symmetric", "asymmetric", "backend"]), required=True
+)
+@click.option("--name", default=None)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--scope", default=None, help="Ceiling of grantable scopes (default by kind).")
+@click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--jwks-url", default=None)
+def clients_add(
+    data_dir, database_url, client_id, kind, name, redirect_uris, scope, jwks_file, jwks_url
+) -> None:
+    """Register a client; a symmetric client's secret is shown once."""
+    jwks = json.loads(jwks_file.read_text()) if jwks_file else None
+    node, smart = _service(data_dir, database_url)
+    try:
+        client, secret = smart.clients.add(
+            client_id,
+            kind,
+            name=name,
+            redirect_uris=list(redirect_uris),
+            scope=scope,
+            jwks=jwks,
+            jwks_url=jwks_url,
+        )
+        click.echo(f"added {client.client_id} ({client.kind})")
+        if secret:
+            click.echo(f"client secret (shown once): {secret}")
+    finally:
+        node.close()
+
+
+@clients.command("list")
+@DATA_DIR
+@DATABASE_URL
+def clients_list(data_dir, database_url) -> None:
+    node, smart = _service(data_dir, database_url)
+    try:
+        for client in smart.clients.list():
+            uris = " ".join(client.redirect_uris)
+            click.echo(f"{client.client_id}\t{client.kind}\t{client.scope}\t{uris}")
+    finally:
+        node.close()
+
+
+@clients.command("remove")
+@DATA_DIR
+@DATABASE_URL
+@click.option("--client-id", required=True)
+def clients_remove(data_dir, database_url, client_id) -> None:
+    node, smart = _service(data_dir, database_url)
+    try:
+        if not smart.clients.remove(client_id):
+            raise ValueError(f"no client {client_id!r}")
+        click.echo(f"removed {client_id}")
+    finally:
+        node.close()
+
+
+@click.command("token")
+@DATA_DIR
+@DATABASE_URL
+@click.option("--scope", required=True, help='e.g. "system/*.cruds"')
+@click.option("--client", "client_id", default=None, help="Default: the node's operator client.")
+@click.option("--user", "username", default=None, help="Act for this user.")
+@click.option("--patient", default=None, help="Patient context (with --user).")
+@click.option(
+    "--base-url",
+    envvar="PHRX_BASE_URL",
+    default="http://127.0.0.1:8080/fhir",
+    show_default=True,
+    help="FHIR base URL the token is for (its aud).",
+)
+@click.option("--lifetime", default=300, show_default=True, type=click.IntRange(1, 3600))
+def token(data_dir, database_url, scope, client_id, username, patient, base_url, lifetime) -> None:
+    """Print a short-lived access token for scripts (operator tooling, recorded)."""
+    from fhir_server.smart.tokens import Subject
+
+    node, smart = _service(data_dir, database_url)
+    try:
+        client = smart.clients.get(client_id) if client_id else smart.clients.operator()
+        if client is None:
+            raise ValueError(f"no client {client_id!r}")
+        granted = client.get_allowed_scope(scope)
+        if not granted:
+            raise ValueError("none of the requested scopes is allowed for this client")
+        subject = None
+        if username:
+            user = smart.users.get(username)
+            if user is None:
+                raise ValueError(f"no user {username!r}")
+            context = {}
+            if patient or user.patient_id:
+                context["patient"] = patient if user.role != "patient" else user.patient_id
+            subject = Subject(user.username, user.fhir_user, context)
+        elif patient:
+            raise click.UsageError("--patient needs --user")
+        issued = smart.tokens.issue(
+            base_url.rstrip("/"),
+            "operator",
+            client.client_id,
+            subject,
+            granted,
+            lifetime,
+            refresh=False,
+        )
+        click.echo(issued["access_token"])
+    finally:
+        node.close()
+
+
+def register(main: click.Group) -> None:
+    main.add_command(users)
+    main.add_command(clients)
+    main.add_command(token)

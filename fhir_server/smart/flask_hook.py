@@ -1,0 +1,36 @@
+"""The resource server's ``before_request`` hook: every ``/fhir/*`` request carries a
+valid bearer token (RFC 6750), except the CapabilityStatement, ``.well-known/*``,
+the authorization server's own ``/fhir/auth/*`` endpoints and CORS preflights.
+
+The verified :class:`~fhir_server.smart.access.AccessContext` is left on
+``flask.g.access`` for the route handlers to call ``g.access.require(...)``.
+Enabled while ``app.config["PHRX_AUTH"]`` is true (the default).
+"""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+
+from fhir_server.api.http import base_url
+
+FHIR_PREFIX = "/fhir"
+PUBLIC_PATHS = ("/fhir/metadata",)
+PUBLIC_PREFIXES = ("/fhir/.well-known/", "/fhir/auth/")
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def authenticate_request() -> None:
+    """Flask ``before_request`` function; raises Unauthorized (401) on a bad token."""
+    g.access = None
+    if not current_app.config.get("PHRX_AUTH", True):
+        return
+    path = request.path
+    if not (path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")):
+        return
+    if is_public(path) or request.method == "OPTIONS":
+        return
+    verifier = current_app.extensions["phrx.smart"].verifier
+    g.access = verifier.authenticate(request.headers.get("Authorization"), audience=base_url())

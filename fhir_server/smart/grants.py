@@ -1,0 +1,143 @@
+"""authlib grants configured for SMART App Launch 2.2 (framework-free).
+
+* :class:`StrictS256` - RFC 7636 with SMART's rule that every client uses PKCE
+  and only ``S256`` (app-launch.html#considerations-for-pkce-support); authlib's
+  default accepts ``plain`` and skips PKCE when no challenge is sent.
+* :class:`SmartCodeGrant` - ``aud`` must be this FHIR base, exact redirect_uri,
+  launch context bound to the code, codes single-use (RFC 6749 section 4.1.2).
+* :class:`SmartRefreshGrant` - bound to its client, never widening scope
+  (RFC 6749 section 6), rotated on use.
+* :class:`BackendGrant` - client_credentials with private_key_jwt only
+  (SMART Backend Services, backend-services.html).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
+
+from fhir_server.smart import scopes
+from fhir_server.smart.tokens import Subject
+
+APP_AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
+
+
+class StrictS256(CodeChallenge):
+    SUPPORTED_CODE_CHALLENGE_METHOD = ("S256",)
+    CODE_CHALLENGE_METHODS: ClassVar[dict] = {"S256": compare_s256_code_challenge}
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def __init__(self):
+        super().__init__(required=True)
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send 'code_challenge' (RFC 7636 4.3).")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256; 'plain' is refused.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant, result):
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier' (RFC 7636 4.5).")
+        if not grant.request.authorization_code.code_challenge:
+            raise InvalidRequestError("The code was issued without PKCE.")
+        super().validate_code_verifier(grant, result)
+
+
+class Approval:
+    """What the resource owner approved: the (possibly narrowed) scope and context."""
+
+    def __init__(self, subject: Subject, scope: str):
+        self.subject = subject
+        self.scope = scope
+
+
+class SmartCodeGrant(AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = APP_AUTH_METHODS
+
+    def validate_authorization_request(self):
+        redirect_uri = super().validate_authorization_request()
+        aud = self.request.payload.data.get("aud")
+        if aud != self.server.fhir_base():
+            raise InvalidRequestError(
+                "'aud' must be this server's FHIR base URL (SMART App Launch 2.2, "
+                "app-launch.html#request-authorization).",
+                redirect_uri=redirect_uri,
+            )
+        launch = self.request.payload.data.get("launch")
+        if launch and self.server.smart.launches.resolve(launch) is None:
+            raise InvalidRequestError("Unknown or expired 'launch'.", redirect_uri=redirect_uri)
+        return redirect_uri
+
+    def save_authorization_code(self, code, request):
+        approval: Approval = request.user
+        data = request.payload.data
+        self.server.smart.tokens.save_code(
+            code,
+            request.client.client_id,
+            request.payload.redirect_uri,
+            approval.scope,
+            approval.subject,
+            data.get("code_challenge"),
+            data.get("code_challenge_method"),
+        )
+
+    def query_authorization_code(self, code, client):
+        return self.server.smart.tokens.consume_code(code, client.get_client_id())
+
+    def delete_authorization_code(self, authorization_code):
+        """Nothing to do: :meth:`query_authorization_code` consumed it atomically."""
+
+    def authenticate_user(self, authorization_code):
+        user = self.server.smart.users.get(authorization_code.username)
+        if user is None:
+            return None
+        return Subject(
+            username=user.username,
+            fhir_user=user.fhir_user,
+            context=authorization_code.context,
+            auth_time=authorization_code.auth_time,
+            nonce=authorization_code.nonce,
+            code_hash=authorization_code.code_hash,
+        )
+
+
+class SmartRefreshGrant(RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = APP_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        record = self.server.smart.tokens.by_refresh(refresh_token)
+        if record and not record.is_revoked() and not record.is_expired():
+            return record
+        return None
+
+    def _validate_token_scope(self, token):
+        requested = self.request.payload.scope
+        if requested and not scopes.narrows(token.get_scope(), requested):
+            raise InvalidScopeError("A refresh may narrow the scope, never widen it (RFC 6749 6).")
+
+    def authenticate_user(self, refresh_token):
+        if refresh_token.username is None:
+            return None
+        user = self.server.smart.users.get(refresh_token.username)
+        if user is None:
+            return None
+        return Subject(user.username, user.fhir_user, refresh_token.context)
+
+    def revoke_old_credential(self, refresh_token):
+        self.server.smart.tokens.revoke(refresh_token.jti)
+
+
+class BackendGrant(ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ("private_key_jwt",)

@@ -1,0 +1,75 @@
+"""The node's SMART signing key (RS256) in DATA/keys/, and JWT signing/verification.
+
+The private JWK lives in ``DATA/keys/smart-signing.jwk`` (mode 0600), created
+atomically on first use so concurrent workers agree on one key. Only the
+public half is published at the ``jwks_uri``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+SIGNING_ALG = "RS256"
+
+
+def _create_exclusive(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` unless it exists (atomic, mode 0600)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # fails if another worker won the race
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
+def load_or_create_secret(path: Path, size: int = 32) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_exclusive(path, secrets.token_bytes(size))
+    return path.read_bytes()
+
+
+class SigningKey:
+    """RS256 key pair of this node: signs access tokens and id_tokens."""
+
+    def __init__(self, key_dir: Path):
+        path = key_dir / "smart-signing.jwk"
+        if not path.exists():
+            key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fresh = RSAKey.generate_key(2048, auto_kid=True)
+            data = fresh.as_dict(private=True)
+            data.update(use="sig", alg=SIGNING_ALG)
+            _create_exclusive(path, json.dumps(data).encode())
+        self.key = RSAKey.import_key(json.loads(path.read_text()))
+        self.kid = self.key.kid
+
+    def jwks(self) -> dict:
+        public = self.key.as_dict(private=False)
+        public.update(use="sig", alg=SIGNING_ALG, kid=self.kid)
+        return {"keys": [public]}
+
+    def sign(self, claims: dict) -> str:
+        header = {"alg": SIGNING_ALG, "kid": self.kid, "typ": "JWT"}
+        return jwt.encode(header, claims, self.key, algorithms=[SIGNING_ALG])
+
+    def verify(self, token: str) -> dict:
+        """Check the signature (RS256 only: ``none`` and HS256 never pass) and return
+        the claims; raises joserfc errors or ValueError on any defect."""
+        keys = KeySet([self.key])
+        decoded = jwt.decode(token, keys, algorithms=[SIGNING_ALG])
+        if decoded.header.get("alg") != SIGNING_ALG:
+            raise ValueError("unexpected alg")
+        return dict(decoded.claims)

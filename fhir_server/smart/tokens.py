@@ -1,0 +1,276 @@
+"""Issued grants: authorization codes, access tokens (RS256 JWT + jti record) and
+refresh tokens (opaque, stored as SHA-256), with revocation and introspection.
+
+RFC 6749 section 4.1.2: codes are short-lived and single-use; a replayed code
+revokes every token issued from it. RFC 7009 / RFC 7662: revoking either token
+of a grant kills both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+
+from fhir_server.resources import ids
+from fhir_server.smart.credentials import secret_digest
+from fhir_server.smart.keys import SigningKey
+from fhir_server.smart.tables import codes, tokens
+
+CODE_LIFETIME_S = 60
+ACCESS_LIFETIME_S = 3600
+BACKEND_LIFETIME_S = 300
+REFRESH_LIFETIME_S = 30 * 24 * 3600
+log = logging.getLogger("phrx.smart")
+CONTEXT_KEYS = ("patient", "encounter", "fhirContext", "need_patient_banner", "smart_style_url")
+
+
+@dataclass
+class Subject:
+    """Whom a grant acts for: a user with launch context (None user for backend)."""
+
+    username: str | None = None
+    fhir_user: str | None = None
+    context: dict = field(default_factory=dict)
+    auth_time: int | None = None
+    nonce: str | None = None
+    code_hash: str | None = None
+
+
+@dataclass
+class CodeRecord:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    username: str
+    context: dict
+    code_challenge: str
+    code_challenge_method: str
+    nonce: str | None
+    auth_time: int
+    code_hash: str
+
+    # authlib AuthorizationCodeMixin
+    def get_redirect_uri(self):
+        return self.redirect_uri
+
+    def get_scope(self):
+        return self.scope
+
+    def get_nonce(self):
+        return self.nonce
+
+    def get_auth_time(self):
+        return self.auth_time
+
+
+@dataclass
+class TokenRecord:
+    jti: str
+    client_id: str
+    username: str | None
+    scope: str
+    context: dict
+    grant_type: str
+    issued_us: int
+    expires_us: int
+    refresh_expires_us: int | None
+    revoked: bool
+    via_refresh: bool = False  # looked up by its refresh token
+
+    # authlib TokenMixin
+    def check_client(self, client):
+        return client.get_client_id() == self.client_id
+
+    def get_scope(self):
+        return self.scope
+
+    def get_expires_in(self):
+        return max(0, (self.expires_us - ids.now_us()) // 10**6)
+
+    def is_expired(self):
+        limit = self.refresh_expires_us if self.via_refresh else self.expires_us
+        return limit is None or limit <= ids.now_us()
+
+    def is_revoked(self):
+        return self.revoked
+
+
+class TokenStore:
+    def __init__(self, engine: Engine, signing_key: SigningKey):
+        self.engine = engine
+        self.key = signing_key
+
+    # -- authorization codes ------------------------------------------------------
+    def save_code(
+        self,
+        code: str,
+        client_id: str,
+        redirect_uri: str,
+        scope: str,
+        subject: Subject,
+        challenge: str,
+        method: str,
+    ) -> None:
+        now = ids.now_us()
+        row = {
+            "code_hash": secret_digest(code),
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "username": subject.username,
+            "context": json.dumps(subject.context),
+            "code_challenge": challenge,
+            "code_challenge_method": method,
+            "nonce": subject.nonce,
+            "auth_time": subject.auth_time or now // 10**6,
+            "expires_us": now + CODE_LIFETIME_S * 10**6,
+            "used": False,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(codes).values(**row))
+
+    def consume_code(self, code: str, client_id: str) -> CodeRecord | None:
+        """Atomically mark the code used; a second presentation revokes its tokens."""
+        digest = secret_digest(code)
+        now = ids.now_us()
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                update(codes)
+                .where(
+                    codes.c.code_hash == digest,
+                    codes.c.client_id == client_id,
+                    codes.c.used.is_(False),
+                    codes.c.expires_us > now,
+                )
+                .values(used=True)
+            ).rowcount
+            row = conn.execute(select(codes).where(codes.c.code_hash == digest)).first()
+            if row is not None and not claimed and row.used:
+                conn.execute(
+                    update(tokens).where(tokens.c.code_hash == digest).values(revoked=True)
+                )
+        if not claimed or row is None:
+            return None
+        return CodeRecord(
+            row.client_id,
+            row.redirect_uri,
+            row.scope,
+            row.username,
+            json.loads(row.context),
+            row.code_challenge,
+            row.code_challenge_method,
+            row.nonce,
+            row.auth_time,
+            digest,
+        )
+
+    # -- tokens -------------------------------------------------------------------
+    def issue(
+        self,
+        base_url: str,
+        grant_type: str,
+        client_id: str,
+        subject: Subject | None,
+        scope: str,
+        lifetime_s: int,
+        refresh: bool,
+    ) -> dict:
+        subject = subject or Subject()
+        now = ids.now_us()
+        jti = secrets.token_urlsafe(24)
+        expires = now + lifetime_s * 10**6
+        claims = {
+            "iss": base_url,
+            "aud": base_url,
+            "sub": subject.username or client_id,
+            "client_id": client_id,
+            "scope": scope,
+            "jti": jti,
+            "iat": now // 10**6,
+            "exp": expires // 10**6,
+        }
+        if subject.fhir_user:
+            claims["fhirUser"] = f"{base_url}/{subject.fhir_user}"
+        if subject.context.get("patient"):
+            claims["patient"] = subject.context["patient"]
+        token = {
+            "token_type": "Bearer",
+            "access_token": self.key.sign(claims),
+            "expires_in": lifetime_s,
+            "scope": scope,
+        }
+        refresh_token = secrets.token_urlsafe(32) if refresh else None
+        if refresh_token:
+            token["refresh_token"] = refresh_token
+        row = {
+            "jti": jti,
+            "refresh_hash": secret_digest(refresh_token) if refresh_token else None,
+            "client_id": client_id,
+            "username": subject.username,
+            "scope": scope,
+            "context": json.dumps(subject.context),
+            "grant_type": grant_type,
+            "code_hash": subject.code_hash,
+            "issued_us": now,
+            "expires_us": expires,
+            "refresh_expires_us": now + REFRESH_LIFETIME_S * 10**6 if refresh_token else None,
+            "revoked": False,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(tokens).values(**row))
+        # Audit line: identifiers only, never a token, secret or patient data.
+        log.info(
+            "token issued jti=%s client=%s user=%s grant=%s scope=%s refresh=%s",
+            jti,
+            client_id,
+            subject.username or "-",
+            grant_type,
+            scope,
+            bool(refresh_token),
+        )
+        for name in CONTEXT_KEYS:
+            if name in subject.context:
+                token[name] = subject.context[name]
+        return token
+
+    def by_jti(self, jti: str) -> TokenRecord | None:
+        return self._one(tokens.c.jti == jti, via_refresh=False)
+
+    def by_refresh(self, refresh_token: str) -> TokenRecord | None:
+        return self._one(tokens.c.refresh_hash == secret_digest(refresh_token), via_refresh=True)
+
+    def by_access_token(self, access_token: str) -> TokenRecord | None:
+        try:
+            claims = self.key.verify(access_token)
+        except Exception:  # any defect in the JWT: it is not one of ours
+            return None
+        jti = claims.get("jti")
+        return self.by_jti(jti) if isinstance(jti, str) else None
+
+    def revoke(self, jti: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(tokens).where(tokens.c.jti == jti).values(revoked=True))
+
+    def _one(self, condition, via_refresh: bool) -> TokenRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tokens).where(condition)).first()
+        if row is None:
+            return None
+        return TokenRecord(
+            row.jti,
+            row.client_id,
+            row.username,
+            row.scope,
+            json.loads(row.context),
+            row.grant_type,
+            row.issued_us,
+            row.expires_us,
+            row.refresh_expires_us,
+            row.revoked,
+            via_refresh,
+        )
