@@ -7,10 +7,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.phrx-installed
 NPM_STAMP := node_modules/.phrx-installed
+SYS_STAMP := $(VENV)/.phrx-system
 
-.PHONY: bootstrap demo test lint format bench clean
+.PHONY: bootstrap system demo test lint format bench clean
 
 bootstrap: $(PY_STAMP) $(NPM_STAMP)
+
+system: $(SYS_STAMP)
+
+$(SYS_STAMP): tools/bootstrap-system.sh | $(PY_STAMP)
+	bash tools/bootstrap-system.sh
+	@touch $@
 
 $(PY_STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +31,7 @@ $(NPM_STAMP): package.json package-lock.json
 demo: bootstrap
 	$(BIN)/phrx demo
 
-test: bootstrap
+test: bootstrap system
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)

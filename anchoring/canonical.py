@@ -59,7 +59,9 @@ def _jcs_ready(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str) or any(ord(ch) > 0xFFFF for ch in key):
+            if not isinstance(key, str) or (
+                not key.isascii() and any(ord(ch) > 0xFFFF for ch in key)
+            ):
                 raise _NotFast  # UTF-16 key order differs from code-point order there
             out[key] = _jcs_ready(item)
         return out

@@ -1,13 +1,19 @@
-"""Benchmark: parse + map a synthetic 10-year MHB export (~5,000 visits).
+"""Benchmark: a synthetic 10-year MHB export (~5,000 visits with orders, labs, vaccinations).
 
 Run: .venv/bin/python benchmarks/mhb_import.py [visits] [years]
+     parse + map only (mhb_import, no node)
+Run: .venv/bin/python benchmarks/mhb_import.py --e2e [visits] [years] [--database-url URL]
+     end to end through a fresh node (fhir_server.operations.import_mhb.run: parse, map,
+     validate, encrypt, index, store in one transaction), then a re-import of the same file
 Prints rows/s, resources/s and peak memory; asserts nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
+import tempfile
 import time
 import tracemalloc
 from datetime import UTC, datetime
@@ -31,9 +37,78 @@ def _map(export):
     )
 
 
+def _rows(export) -> int:
+    return export.row_count() + sum(
+        len(r.get(f"{s}_1", [])) for s, rs in export.sections.items() for r in rs
+    )
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_peak_rss() -> float:
+    """Reset the kernel's RSS high-water mark (Linux); returns the current RSS in MB."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
+
+
+def _peak_rss() -> float:
+    return _status_mb("VmHWM")
+
+
+def end_to_end(visits: int, years: int, database_url: str | None) -> None:
+    from fhir_server.node import Node, NodeConfig
+    from fhir_server.operations import import_mhb
+
+    doc = synthetic_export(visits=visits, years=years)
+    for fmt, data in (("json", dumps_json(doc)), ("xml", dumps_xml(doc))):
+        rows = _rows(parse_export(data))
+        with tempfile.TemporaryDirectory() as tmp:
+            node = Node(NodeConfig(data_dir=Path(tmp), database_url=database_url))
+            patient = {"resourceType": "Patient", "id": "bench"}
+            with node.store.unit_of_work(prepare=[patient]) as writer:
+                writer.update("Patient", "bench", patient)
+            for label in ("import", "re-import"):
+                timings: dict = {}
+                base = _reset_peak_rss()
+                t0 = time.perf_counter()
+                outcome = import_mhb.run(node, "bench", data, timings=timings)
+                elapsed = time.perf_counter() - t0
+                peak = _peak_rss()
+                totals = outcome.totals()
+                n_res = sum(totals.values())
+                phases = ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
+                print(
+                    f"e2e {fmt} {label}: {len(data) / 1e6:.1f} MB, {rows} rows, {n_res} resources "
+                    f"(created {totals['created']}, updated {totals['updated']}, "
+                    f"unchanged {totals['unchanged']}) in {elapsed:.2f}s | "
+                    f"{rows / elapsed:,.0f} rows/s, {n_res / elapsed:,.0f} resources/s | "
+                    f"{phases} | peak RSS {peak:.0f} MB (+{peak - base:.0f} MB)"
+                )
+            node.close()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"process max RSS {rss:.0f} MB")
+
+
 def main() -> None:
-    visits = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    years = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    args = sys.argv[1:]
+    e2e = "--e2e" in args
+    database_url = None
+    if "--database-url" in args:
+        i = args.index("--database-url")
+        database_url = args[i + 1]
+        del args[i : i + 2]
+    args = [a for a in args if a != "--e2e"]
+    visits = int(args[0]) if args else 5000
+    years = int(args[1]) if len(args) > 1 else 10
+    if e2e:
+        end_to_end(visits, years, database_url)
+        return
     doc = synthetic_export(visits=visits, years=years)
     for fmt, data in (("json", dumps_json(doc)), ("xml", dumps_xml(doc))):
         # timed run without tracemalloc (it slows allocation-heavy code several-fold)
@@ -47,9 +122,7 @@ def main() -> None:
         _map(parse_export(data))
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        rows = export.row_count() + sum(
-            len(r.get(f"{s}_1", [])) for s, rs in export.sections.items() for r in rs
-        )
+        rows = _rows(export)
         n_res = result.summary["total_resources"]
         total = t2 - t1 + (t1 - t0)
         print(

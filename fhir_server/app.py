@@ -56,6 +56,8 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from fhir_server.api.consent_routes import bp as consent_bp
+    from fhir_server.api.import_routes import bp as import_bp
     from fhir_server.api.integrity import bp as integrity_bp
     from fhir_server.api.operations import bp as operations_bp
     from fhir_server.api.rest import bp as rest_bp
@@ -64,6 +66,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(system_bp)
     app.register_blueprint(operations_bp)
     app.register_blueprint(integrity_bp)  # $anchor / $verify, before the generic REST rules
+    app.register_blueprint(import_bp)  # Patient/{id}/$import-mhb
+    app.register_blueprint(consent_bp)  # Patient/{id}/$summary, $erase, $share
     app.register_blueprint(rest_bp)
 
 

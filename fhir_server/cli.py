@@ -218,3 +218,8 @@ def _add_smart_commands() -> None:
 
 
 _add_smart_commands()
+
+
+from fhir_server.cli_mhb import import_mhb_command  # noqa: E402
+
+main.add_command(import_mhb_command)  # phrx import-mhb

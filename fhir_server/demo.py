@@ -28,12 +28,26 @@ class Steps:
         return ok
 
 
-def run_checks(base: str) -> int:
+def operator_token(app, base: str, lifetime_s: int = 3600) -> str:
+    """A ``system/*.cruds`` token of the node's operator client, issued through the
+    app's SMART service exactly as ``phrx token`` does (recorded, revocable)."""
+    smart = app.extensions["phrx.smart"].service
+    client = smart.clients.operator()
+    scope = client.get_allowed_scope("system/*.cruds")
+    issued = smart.tokens.issue(base, "operator", client.client_id, None, scope, lifetime_s, False)
+    return issued["access_token"]
+
+
+def run_checks(base: str, token: str | None = None) -> int:
     steps = Steps()
     http = requests.Session()
     http.headers.update(JSON)
     cap = http.get(f"{base}/metadata")
     steps.check("GET /metadata", cap.status_code == 200, f"FHIR {cap.json().get('fhirVersion')}")
+    denied = http.get(f"{base}/Patient")
+    steps.check("GET /Patient without a token → 401", denied.status_code == 401)
+    if token:
+        http.headers["Authorization"] = f"Bearer {token}"
     tx = http.post(base, json=scenario_patient_bundle())
     entries = tx.json().get("entry", []) if tx.ok else []
     created = sum(1 for e in entries if e["response"]["status"].startswith("201"))
@@ -103,11 +117,13 @@ def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:
         temp = tempfile.TemporaryDirectory(prefix="phrx-demo-")
         data_dir = Path(temp.name)
     print(f"PHRX demo node, data dir {data_dir} (SQLite, encrypted at rest)")
-    server = ThreadedServer(create_app({"DATA_DIR": data_dir}), port=port).start()
+    app = create_app({"DATA_DIR": data_dir})
+    server = ThreadedServer(app, port=port).start()
     base = f"http://127.0.0.1:{server.port}/fhir"
-    print(f"FHIR base  {base}\nMetadata   {base}/metadata\n")
+    print(f"FHIR base  {base}\nMetadata   {base}/metadata")
+    print(f"Token      phrx token --data-dir {data_dir} --base-url {base} --scope 'system/*.cruds'\n")
     try:
-        failures = run_checks(base)
+        failures = run_checks(base, operator_token(app, base))
         print(f"\n{'all steps behaved' if not failures else f'{failures} step(s) FAILED'}")
         if not exit_after and not failures:
             print("Serving until Ctrl-C …")

@@ -69,6 +69,9 @@ class Node:
         create_schema(self.engine)
         self.keyring = KeyRing(master, SqlDataKeyStore(self.engine))
         self.store = ResourceStore(self.engine, self.keyring)
+        # Consent engine hook (see fhir_server.resources.access_policy): None, or an
+        # object with decide(access, action, res_type, resource, patient_id).
+        self.consent = None
         self.anchoring = None
         if config.chain:
             from anchoring.node_chain import NodeAnchoring

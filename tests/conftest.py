@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.smart_tokens import authorize, backend_token, patient_token, practitioner_token
+
 PG_BASE = os.environ.get("PHRX_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -82,7 +84,46 @@ def app(node):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    """A test client sending a ``system/*.cruds`` bearer token (SMART Backend
+    Services, obtained from the app's token endpoint) while ``PHRX_AUTH`` is on."""
+    test_client = app.test_client()
+    signed_in = "HTTP_AUTHORIZATION" in test_client.environ_base  # a bearer client class
+    if app.config.get("PHRX_AUTH", True) and not signed_in:
+        authorize(test_client, backend_token(app))
+    return test_client
+
+
+@pytest.fixture
+def client_for(app):
+    """``client_for(token)`` -> a fresh test client of ``app`` sending that token."""
+    return lambda token: authorize(app.test_client(), token)
+
+
+@pytest.fixture
+def backend_client(app, client_for):
+    """``backend_client(scope)`` -> a client with a backend-services token of ``scope``."""
+    return lambda scope="system/*.cruds": client_for(backend_token(app, scope))
+
+
+@pytest.fixture
+def patient_client(app, client_for):
+    """``patient_client(patient_id, scope)`` -> a client with the token a patient user
+    (``Patient/<patient_id>``) approved for an app (authorization code flow)."""
+
+    def make(patient_id: str, scope: str = "launch/patient patient/*.cruds"):
+        return client_for(patient_token(app, patient_id, scope))
+
+    return make
+
+
+@pytest.fixture
+def user_client(app, client_for):
+    """``user_client(scope, patient=None)`` -> a client with a practitioner's token."""
+
+    def make(scope: str = "user/*.cruds", patient: str | None = None):
+        return client_for(practitioner_token(app, scope, patient))
+
+    return make
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from functools import cache
 from pydantic import ValidationError
 
 from fhir_server.errors import InvalidResource, Issue
+from validators.bindings import check_required_bindings
+from validators.rules import check_business_rules
 
 MAX_ISSUES = 20
 
@@ -55,6 +57,11 @@ def validate_resource(resource: object, *, expected_type: str | None = None) -> 
     except (ValueError, TypeError) as error:
         # Model-level validators of fhir.resources raise plain errors for a few rules.
         raise InvalidResource(f"{resource_type} failed R4 validation: {error}") from None
+    if issues := check_required_bindings(resource):  # terminologies.html#required
+        raise InvalidResource(
+            f"{resource_type} has codes outside required value sets.", issues=issues[:MAX_ISSUES]
+        )
+    check_business_rules(resource)  # 422 for valid R4 that breaks a rule of this server
     return resource
 
 

@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, request
 
 from anchoring import journal
 from anchoring.provenance import provenance_for, provenance_id, version_key_of
+from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, negotiate, read_json_body
 from fhir_server.operations import anchor, verify
 
@@ -34,28 +35,34 @@ def _node():
 
 @bp.post("/$anchor")
 def anchor_now():
+    guard.anchor()
     return fhir_response(anchor.run(_node()))
 
 
 @bp.get("/<res_type>/<res_id>/$verify")
 def verify_current(res_type: str, res_id: str):
+    guard.verify_stored(res_type, res_id)
     return fhir_response(verify.verify_stored(_node(), res_type, res_id).to_parameters())
 
 
 @bp.get("/<res_type>/<res_id>/_history/<int:version_id>/$verify")
 def verify_version(res_type: str, res_id: str, version_id: int):
+    guard.verify_stored(res_type, res_id, version_id)
     result = verify.verify_stored(_node(), res_type, res_id, version_id)
     return fhir_response(result.to_parameters())
 
 
 @bp.get("/<res_type>/<res_id>/_history/<int:version_id>/$provenance")
 def provenance(res_type: str, res_id: str, version_id: int):
+    guard.verify_stored(res_type, res_id, version_id)
     return fhir_response(verify.provenance_of(_node(), res_type, res_id, version_id))
 
 
 @bp.post("/$verify")
 def verify_copy():
-    return fhir_response(verify.verify_external(_node(), read_json_body()))
+    body = read_json_body()
+    guard.verify_copies(body)
+    return fhir_response(verify.verify_external(_node(), body))
 
 
 @bp.after_app_request

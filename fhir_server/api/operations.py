@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
+from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, negotiate
-from fhir_server.operations import anchor, everything, verify
+from fhir_server.operations import anchor, everything, import_mhb, verify
+from fhir_server.resources import ids
 
 bp = Blueprint("operations", __name__, url_prefix="/fhir")
 
-OPERATIONS = [everything, anchor, verify]
+OPERATIONS = [everything, anchor, verify, import_mhb]
 
 
 def operation_definitions() -> list[dict]:
@@ -29,5 +31,6 @@ def _store():
 @bp.post("/Patient/<patient_id>/$everything")
 def patient_everything(patient_id: str):
     args = list(request.args.items(multi=True))
-    bundle = everything.run(_store(), patient_id, args, base_url())
+    visible = guard.everything(ids.check_id(patient_id, "patient id"))
+    bundle = everything.run(_store(), patient_id, args, base_url(), visible=visible)
     return fhir_response(bundle)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
+from fhir_server.api import guard
 from fhir_server.api.http import (
     base_url,
     fhir_response,
@@ -18,7 +19,6 @@ from fhir_server.api.searchset import history_bundle, search_bundle
 from fhir_server.errors import BadRequest
 from fhir_server.resources import ids, interactions
 from fhir_server.resources.interactions import Result
-from fhir_server.resources.searching import run_search
 from fhir_server.resources.types import check_type
 from validators.r4 import validate_resource
 
@@ -65,16 +65,17 @@ def search(res_type: str):
     if request.method == "POST" and not form and request.get_data():
         raise BadRequest("POST _search takes application/x-www-form-urlencoded parameters.")
     query = _query_pairs()
-    page = run_search(store(), res_type, query, strict=strict_handling())
+    page = guard.search(res_type, query, strict=strict_handling())
     return fhir_response(search_bundle(page, f"{base_url()}/{res_type}", query))
 
 
 @bp.post("/<res_type>")
 def create(res_type: str):
     check_type(res_type)
+    policy = guard.write("c", res_type)
     body = validate_resource(read_json_body(), expected_type=res_type)
     body = {**body, "id": ids.new_id()}  # the server assigns ids on create
-    with store().unit_of_work(prepare=[body]) as writer:
+    with store().unit_of_work(prepare=[body], policy=policy) as writer:
         result = interactions.create(writer, body, request.headers.get("If-None-Exist"))
     return _written(result)
 
@@ -85,9 +86,10 @@ def conditional_update(res_type: str):
     query = _query_pairs()
     if not query:
         raise BadRequest("PUT on a type needs search criteria (conditional update).")
+    policy = guard.write("u", res_type)
     body = validate_resource(read_json_body(), expected_type=res_type)
     new_id = body.get("id") or ids.new_id()  # used only if nothing matches
-    with store().unit_of_work(prepare=[{**body, "id": new_id}]) as writer:
+    with store().unit_of_work(prepare=[{**body, "id": new_id}], policy=policy) as writer:
         result = interactions.conditional_update(writer, res_type, query, body, new_id)
     return _written(result)
 
@@ -98,7 +100,7 @@ def conditional_delete(res_type: str):
     query = _query_pairs()
     if not query:
         raise BadRequest("DELETE on a type needs search criteria (conditional delete).")
-    with store().unit_of_work() as writer:
+    with store().unit_of_work(policy=guard.write("d", res_type)) as writer:
         interactions.conditional_delete(writer, res_type, query)
     return fhir_response(None, 204)
 
@@ -106,14 +108,14 @@ def conditional_delete(res_type: str):
 @bp.get("/<res_type>/_history")
 def type_history(res_type: str):
     check_type(res_type)
-    return history_bundle(store(), res_type=res_type)
+    return history_bundle(store(), res_type=res_type, confine=guard.history(res_type))
 
 
 # -- instance level ---------------------------------------------------------------
 @bp.get("/<res_type>/<res_id>")
 def read(res_type: str, res_id: str):
     check_type(res_type)
-    resource = store().read(res_type, ids.check_id(res_id))
+    resource = guard.read(res_type, ids.check_id(res_id))
     headers = _meta_headers(resource)
     if request.headers.get("If-None-Match") == headers["ETag"]:
         return fhir_response(None, 304, headers)
@@ -124,9 +126,10 @@ def read(res_type: str, res_id: str):
 def update(res_type: str, res_id: str):
     check_type(res_type)
     ids.check_id(res_id)
+    policy = guard.write("u", res_type)
     body = validate_resource(read_json_body(), expected_type=res_type)
     if_match = parse_etag(request.headers.get("If-Match"))
-    with store().unit_of_work(prepare=[{**body, "id": res_id}]) as writer:
+    with store().unit_of_work(prepare=[{**body, "id": res_id}], policy=policy) as writer:
         result = interactions.update(writer, res_type, res_id, body, if_match)
     return _written(result)
 
@@ -135,7 +138,7 @@ def update(res_type: str, res_id: str):
 def delete(res_type: str, res_id: str):
     check_type(res_type)
     ids.check_id(res_id)
-    with store().unit_of_work() as writer:
+    with store().unit_of_work(policy=guard.write("d", res_type)) as writer:
         interactions.delete(writer, res_type, res_id)
     return fhir_response(None, 204)
 
@@ -143,7 +146,9 @@ def delete(res_type: str, res_id: str):
 @bp.get("/<res_type>/<res_id>/_history")
 def instance_history(res_type: str, res_id: str):
     check_type(res_type)
-    return history_bundle(store(), res_type=res_type, res_id=ids.check_id(res_id))
+    ids.check_id(res_id)
+    confine = guard.history(res_type, res_id)
+    return history_bundle(store(), res_type=res_type, res_id=res_id, confine=confine)
 
 
 @bp.get("/<res_type>/<res_id>/_history/<version_id>")
@@ -152,7 +157,7 @@ def vread(res_type: str, res_id: str, version_id: str):
     ids.check_id(res_id)
     if not version_id.isdigit():
         raise BadRequest(f"Version id {version_id!r} must be a positive integer.")
-    resource = store().vread(res_type, res_id, int(version_id))
+    resource = guard.vread(res_type, res_id, int(version_id))
     return fhir_response(resource, 200, _meta_headers(resource))
 
 

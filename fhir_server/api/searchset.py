@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from flask import request
 
+from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response
 from fhir_server.errors import BadRequest, Issue, operation_outcome
 from fhir_server.resources import ids
@@ -38,7 +39,7 @@ def search_bundle(page: SearchPage, url: str, query: list[tuple[str, str]]) -> d
     elements = getattr(req, "elements", None)
     bundle: dict = {"resourceType": "Bundle", "id": ids.new_id(), "type": "searchset"}
     bundle["meta"] = {"lastUpdated": ids.instant(ids.now_us())}
-    if getattr(req, "total", None) != "none" or summary == "count":
+    if page.total is not None and (getattr(req, "total", None) != "none" or summary == "count"):
         bundle["total"] = page.total
     bundle["link"] = paging_links(url, query, page.offset, page.count, page.total)
     root = base_url()
@@ -71,16 +72,29 @@ def search_bundle(page: SearchPage, url: str, query: list[tuple[str, str]]) -> d
     return bundle
 
 
-def history_bundle(store: ResourceStore, res_type: str | None = None, res_id: str | None = None):
+def history_bundle(
+    store: ResourceStore,
+    res_type: str | None = None,
+    res_id: str | None = None,
+    confine: dict | None = None,
+):
+    """``confine``: ``store.history`` keywords from :func:`guard.history`."""
     count = _int_arg("_count", 50, MAX_HISTORY_COUNT)
     offset = _int_arg("_offset", 0, None)
     since = _instant_arg("_since")
     at_most = _instant_arg("_at")
     total, rows = store.history(
-        res_type, res_id, since_us=since, at_most_us=at_most, count=count, offset=offset
+        res_type,
+        res_id,
+        since_us=since,
+        at_most_us=at_most,
+        count=count,
+        offset=offset,
+        **(confine or {}),
     )
     root = base_url()
     entries = []
+    policy = guard.policy()
     for row in rows:
         entry: dict = {"fullUrl": f"{root}/{row.res_type}/{row.res_id}"}
         url = f"{row.res_type}/{row.res_id}"
@@ -89,6 +103,9 @@ def history_bundle(store: ResourceStore, res_type: str | None = None, res_id: st
             entry["response"] = {"status": "204 No Content"}
         else:
             entry["resource"] = store.open_version(row)
+            if not policy.consented("history", entry["resource"], policy.confinement):
+                total = None  # withheld by consent: no count leaks
+                continue
             method = "POST" if row.method == "POST" else "PUT"
             entry["request"] = {"method": method, "url": row.res_type if method == "POST" else url}
             status = "201 Created" if row.version_id == 1 else "200 OK"
@@ -106,6 +123,8 @@ def history_bundle(store: ResourceStore, res_type: str | None = None, res_id: st
         "link": paging_links(path, query, offset, count, total),
         "entry": entries,
     }
+    if total is None:
+        del bundle["total"]
     return fhir_response(bundle)
 
 

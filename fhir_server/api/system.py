@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
+from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, negotiate, read_json_body
 from fhir_server.api.operations import operation_definitions
 from fhir_server.api.searchset import history_bundle
@@ -31,9 +32,9 @@ def metadata():
 @bp.post("/")
 def batch_or_transaction():
     bundle = read_json_body()
-    return fhir_response(process_bundle(_store(), bundle, base_url()))
+    return fhir_response(process_bundle(_store(), bundle, base_url(), guard.policy()))
 
 
 @bp.get("/_history")
 def system_history():
-    return history_bundle(_store())
+    return history_bundle(_store(), confine=guard.history())

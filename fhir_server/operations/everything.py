@@ -76,7 +76,9 @@ def referenced(found: list[dict]) -> set[tuple[str, str]]:
     return refs
 
 
-def run(store: ResourceStore, patient_id: str, args, base_url: str) -> dict:
+def run(store: ResourceStore, patient_id: str, args, base_url: str, visible=None) -> dict:
+    """``visible``: ``list[resource] -> list[resource]`` keeping what the caller may
+    see (access policy); applied before counting and paging."""
     ids.check_id(patient_id, "patient id")
     store.read("Patient", patient_id)  # 404 / 410 before anything else
     types, since, count, offset = _options(args)
@@ -90,6 +92,8 @@ def run(store: ResourceStore, patient_id: str, args, base_url: str) -> dict:
             if row is not None and not row.deleted:
                 extra.append(store.open_version(row))
     everything = in_compartment + extra
+    if visible is not None:
+        everything = visible(everything)
     page = everything[offset : offset + count]
     self_url = f"{base_url}/Patient/{patient_id}/$everything"
     links = [{"relation": "self", "url": self_url + _qs(args)}]

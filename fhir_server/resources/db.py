@@ -8,6 +8,9 @@ Index tables of the search engine are declared on the same ``metadata`` in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -22,7 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 metadata = MetaData()
 
@@ -108,14 +111,31 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn) -> None:
-    # Take the write lock at BEGIN so concurrent writers queue instead of
-    # failing later with "database is locked" half-way through a transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+_WRITE = "phrx_write_transaction"
+
+
+def _sqlite_begin(conn) -> None:
+    # Write transactions (engine.begin()) take the write lock at BEGIN, so
+    # concurrent writers queue instead of failing half-way with "database is
+    # locked" when a read lock cannot be upgraded. Reads (engine.connect())
+    # begin deferred: in WAL mode they never wait for, or block, a writer.
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _write_begin(engine: Engine):
+    @contextmanager
+    def begin() -> Iterator[Connection]:
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    return begin
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL and serialised write transactions."""
+    """Create an engine; SQLite gets WAL, IMMEDIATE write transactions, deferred reads."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -124,13 +144,17 @@ def make_engine(url: str) -> Engine:
         def _no_pysqlite_begin(dbapi_connection, _record):
             dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
 
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
+        # Every engine.begin() in the code base is a write intent: mark it so
+        # the begin hook can tell it from a read's autobegin.
+        engine.begin = _write_begin(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def create_schema(engine: Engine) -> None:
     # Import for its side effect: the search index tables register on ``metadata``.
+    from consent import tables as consent_tables  # noqa: F401
     from fhir_server.resources import search_tables  # noqa: F401
     from fhir_server.smart import tables as smart_tables  # noqa: F401
 

@@ -13,20 +13,22 @@ from fhir_server.resources.db import resources
 from fhir_server.resources.search_tables import sidx_ref
 
 
-def included_resources(store, request, page: list[dict], conn: Connection) -> list[dict]:
+def included_resources(store, request, page: list[dict], conn: Connection, within=None):
+    """``within(table)``: an SQL condition every included resource must meet
+    (the patient compartment of a ``patient/`` token)."""
     if not page or not (request.include or request.revinclude):
         return []
     keys = {(r["resourceType"], r["id"]) for r in page}
     pks: list[int] = []
     for source_type, param, target_type in request.include:
-        pks += _forward(conn, keys, source_type, param, target_type)
+        pks += _forward(conn, keys, source_type, param, target_type, within)
     for source_type, param, target_type in request.revinclude:
-        pks += _reverse(conn, keys, source_type, param, target_type)
+        pks += _reverse(conn, keys, source_type, param, target_type, within)
     found = store.load_current(list(dict.fromkeys(pks)), conn)
     return [r for r in found if (r["resourceType"], r["id"]) not in keys]
 
 
-def _forward(conn, keys, source_type, param, target_type) -> list[int]:
+def _forward(conn, keys, source_type, param, target_type, within) -> list[int]:
     ids_of_source = [res_id for res_type, res_id in keys if res_type == source_type]
     if not ids_of_source:
         return []
@@ -52,10 +54,12 @@ def _forward(conn, keys, source_type, param, target_type) -> list[int]:
     )
     if target_type:
         query = query.where(sidx_ref.c.target_type == target_type)
+    if within is not None:
+        query = query.where(within(target))
     return [row[0] for row in conn.execute(query)]
 
 
-def _reverse(conn, keys, source_type, param, target_type) -> list[int]:
+def _reverse(conn, keys, source_type, param, target_type, within) -> list[int]:
     wanted = [k for k in keys if target_type is None or k[0] == target_type]
     if not wanted:
         return []
@@ -69,4 +73,6 @@ def _reverse(conn, keys, source_type, param, target_type) -> list[int]:
             tuple_(sidx_ref.c.target_type, sidx_ref.c.target_id).in_(wanted),
         )
     )
+    if within is not None:
+        query = query.where(within(resources))
     return [row[0] for row in conn.execute(query)]

@@ -36,8 +36,14 @@ def parse_query(text: str) -> list[tuple[str, str]]:
 def matching_ids(writer: Writer, res_type: str, query: list[tuple[str, str]]) -> list[str]:
     """Ids of current resources matching ``query``, searched inside the transaction."""
     writer.flush()
+    confined = writer.policy.confinement if writer.policy is not None else None
     page = run_search(
-        writer.store, res_type, [*query, ("_count", "2")], strict=True, conn=writer.conn
+        writer.store,
+        res_type,
+        [*query, ("_count", "2")],
+        strict=True,
+        conn=writer.conn,
+        compartment_patient=confined,
     )
     return [r["id"] for r in page.matches]
 
@@ -86,6 +92,8 @@ def conditional_update(
             )
         return update(writer, res_type, found[0], {**resource, "id": found[0]})
     res_id = resource.get("id") or new_id or ids.new_id()
+    if not resource.get("id"):
+        writer.fresh_ids.add(res_id)  # server-chosen: a create, not an update of a guess
     return update(writer, res_type, res_id, {**resource, "id": res_id})
 
 

@@ -62,6 +62,7 @@ def supported_types() -> frozenset[str]:
     return frozenset(_params())
 
 
+@cache
 def patient_compartment_definition() -> dict[str, tuple[str, ...]]:
     """Resource type -> params of the Patient CompartmentDefinition (raw)."""
     return {k: tuple(v) for k, v in _load()["patient_compartment"].items()}

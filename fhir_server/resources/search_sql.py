@@ -93,9 +93,10 @@ class SearchPlan:
 
 
 class _Ctx:
-    def __init__(self, blind: Any, in_chain: bool) -> None:
+    def __init__(self, blind: Any, in_chain: bool, within: Any = None) -> None:
         self.blind = blind
         self.in_chain = in_chain
+        self.within = within  # table -> condition confining chained/_has resources
         self.postfilters: list[Callable[[dict], bool]] = []
 
     def digest(self, rtype: str, param: str, kind: str, value: str) -> bytes:
@@ -291,7 +292,8 @@ def _chain(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
         ids = select(other.c.res_id).where(
             other.c.res_type == ttype,
             other.c.deleted.is_(False),
-            _criterion(inner, _Ctx(ctx.blind, in_chain=True), other),
+            _criterion(inner, _Ctx(ctx.blind, True, ctx.within), other),
+            *([ctx.within(other)] if ctx.within else []),
         )
         subs.append(and_(r.target_type == ttype, r.target_id.in_(ids)))
     return pk.in_(select(r.resource_pk).where(r.param == crit.param, or_(*subs)))
@@ -309,7 +311,8 @@ def _has(crit: Criterion, ctx: _Ctx, table) -> ColumnElement:
             r.target_type == crit.resource_type,
             other.c.res_type == has_type,
             other.c.deleted.is_(False),
-            _criterion(inner, _Ctx(ctx.blind, in_chain=True), other),
+            _criterion(inner, _Ctx(ctx.blind, True, ctx.within), other),
+            *([ctx.within(other)] if ctx.within else []),
         )
     )
     return table.c.res_id.in_(ids)
@@ -387,9 +390,9 @@ def _sql_sortable(req: SearchRequest) -> bool:
 # ---------------------------------------------------------------- entry point
 
 
-def build_search(req: SearchRequest, blind: Any) -> SearchPlan:
-    """Compile ``req``; see the module docstring for ordering and post-filtering."""
-    ctx = _Ctx(blind, in_chain=False)
+def build_search(req: SearchRequest, blind: Any, within: Any = None) -> SearchPlan:
+    """Compile ``req`` (module docstring); ``within(table)`` confines chains / ``_has``."""
+    ctx = _Ctx(blind, False, within)
     where = [resources.c.res_type == req.resource_type, resources.c.deleted.is_(False)]
     where.extend(_criterion(c, ctx, resources) for c in req.criteria)
     base = select(resources.c.pk).where(*where)

@@ -8,9 +8,11 @@ sorted here, so totals and pages stay exact either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from fhir_server.resources.db import compartments, resources
@@ -49,21 +51,23 @@ def run_search(
     strict: bool = False,
     conn: Connection | None = None,
     compartment_patient: str | None = None,
+    include_filter: Callable[[list[dict]], list[dict]] | None = None,
 ) -> SearchPage:
+    """``compartment_patient`` confines the matches, the resources that chains and
+    ``_has`` look at, and the included ones (so totals count only those);
+    ``include_filter`` screens the included resources further (access policy)."""
     request = parse_search(res_type, query, strict=strict)
-    plan = build_search(request, store.blind)
+    within = None
+    if compartment_patient is not None:
+        within = partial(in_compartment, patient_id=compartment_patient)
+    plan = build_search(request, store.blind, within)
     count = _page_size(request)
     offset = max(int(getattr(request, "offset", 0) or 0), 0)
     selection = plan.select
     counting = plan.count_select
-    if compartment_patient is not None:
-        in_compartment = resources.c.pk.in_(
-            select(compartments.c.resource_pk).where(
-                compartments.c.patient_id == compartment_patient
-            )
-        )
-        selection = selection.where(in_compartment)
-        counting = counting.where(in_compartment)
+    if within is not None:
+        selection = selection.where(within(resources))
+        counting = _count_of(selection)
     python_sort = getattr(plan, "python_sort", None)
     with store._conn(conn) as c:
         if plan.postfilter is not None or python_sort is not None:
@@ -80,8 +84,23 @@ def run_search(
             if _summary(request) != "count" and count > 0:
                 pks = [r[0] for r in c.execute(selection.limit(count).offset(offset))]
                 page = store.load_current(pks, c)
-        included = included_resources(store, request, page, c) if page else []
+        included = []
+        if page:
+            included = included_resources(store, request, page, c, within)
+        if included and include_filter is not None:
+            included = include_filter(included)
     return SearchPage(request, total, page, included, offset, count)
+
+
+def in_compartment(table, patient_id: str):
+    """SQL condition: ``table``'s current resource is in ``patient_id``'s compartment."""
+    return table.c.pk.in_(
+        select(compartments.c.resource_pk).where(compartments.c.patient_id == patient_id)
+    )
+
+
+def _count_of(selection):
+    return select(func.count()).select_from(selection.order_by(None).subquery())
 
 
 def _summary(request) -> str | None:

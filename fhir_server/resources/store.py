@@ -7,7 +7,7 @@ database transaction, so a transaction Bundle is all-or-nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -74,17 +74,18 @@ class ResourceStore:
             self.sealer.ensure_key(scope)
 
     @contextmanager
-    def unit_of_work(self, prepare: list[dict] = ()) -> Iterator[Writer]:
+    def unit_of_work(self, prepare: list[dict] = (), policy=None) -> Iterator[Writer]:
         """One database transaction; commits on success, rolls back on any error.
 
         ``prepare``: the resources about to be written, whose data keys must
-        exist before the transaction opens.
+        exist before the transaction opens. ``policy``: the request's
+        :class:`~.access_policy.AccessPolicy`, checked on every write.
         """
         from fhir_server.resources.writer import Writer
 
         self.prepare_keys(list(prepare))
         with self.engine.begin() as conn:
-            writer = Writer(self, conn)
+            writer = Writer(self, conn, policy)
             yield writer
             writer.flush()
 
@@ -134,13 +135,15 @@ class ResourceStore:
             raise Gone(f"{res_type}/{res_id}/_history/{version_id} is a deletion.")
         return self.open_version(row)
 
-    def version_row(self, res_type: str, res_id: str, version_id: int) -> VersionRow | None:
+    def version_row(
+        self, res_type: str, res_id: str, version_id: int, conn: Connection | None = None
+    ) -> VersionRow | None:
         query = select(*_VERSION_COLUMNS).where(
             versions.c.res_type == res_type,
             versions.c.res_id == res_id,
             versions.c.version_id == version_id,
         )
-        return self._one(query)
+        return self._one(query, conn)
 
     def load_current(self, pks: list[int], conn: Connection | None = None) -> list[dict]:
         """Decrypt the current versions of ``pks``, keeping the order given."""
@@ -174,29 +177,46 @@ class ResourceStore:
         at_most_us: int | None = None,
         count: int = 50,
         offset: int = 0,
+        compartment_patient: str | None = None,
+        res_types: Collection[str] | None = None,
     ) -> tuple[int, list[VersionRow]]:
-        """Versions newest first; returns (total, page)."""
+        """Versions newest first; returns (total, page).
+
+        ``res_types``: only versions of these types (system history under
+        type-limited scopes). ``compartment_patient``: only versions whose own
+        content is in that patient's compartment (deletions: when the version
+        they delete was); see :mod:`.compartment_history`.
+        """
         conditions = []
         if res_type:
             check_type(res_type)
             conditions.append(versions.c.res_type == res_type)
+        if res_types is not None:
+            conditions.append(versions.c.res_type.in_(sorted(res_types)))
         if res_id:
             conditions.append(versions.c.res_id == res_id)
         if since_us is not None:
             conditions.append(versions.c.last_updated_us >= since_us)
         if at_most_us is not None:
             conditions.append(versions.c.last_updated_us <= at_most_us)
-        with self._conn() as conn:
-            total = conn.execute(select(func.count()).select_from(versions).where(*conditions))
-            total = total.scalar_one()
-            page = conn.execute(
-                select(*_VERSION_COLUMNS)
-                .where(*conditions)
-                .order_by(versions.c.seq.desc())
-                .limit(count)
-                .offset(offset)
+        if compartment_patient is not None:
+            from fhir_server.resources.compartment_history import history_in_compartment
+
+            total, rows = history_in_compartment(
+                self, compartment_patient, conditions, res_id is not None, count, offset
             )
-            rows = [VersionRow(*r) for r in page]
+        else:
+            with self._conn() as conn:
+                total = conn.execute(select(func.count()).select_from(versions).where(*conditions))
+                total = total.scalar_one()
+                page = conn.execute(
+                    select(*_VERSION_COLUMNS)
+                    .where(*conditions)
+                    .order_by(versions.c.seq.desc())
+                    .limit(count)
+                    .offset(offset)
+                )
+                rows = [VersionRow(*r) for r in page]
         if res_id and total == 0:
             raise NotFound(f"{res_type}/{res_id} is not known.")
         return total, rows

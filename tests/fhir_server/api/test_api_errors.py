@@ -60,11 +60,6 @@ def test_invalid_resource_points_at_element(client):
     assert client.get("/fhir/_history").get_json()["total"] == 0
 
 
-@pytest.mark.xfail(
-    reason="validators.r4 (R4B pydantic models) does not enforce required code bindings: "
-    "Observation.status='bogus' is stored",
-    strict=True,
-)
 def test_required_binding_is_enforced(client):
     bogus = {"resourceType": "Observation", "status": "bogus", "code": {"text": "x"}}
     issue = outcome(client.post("/fhir/Observation", json=bogus, headers=JSON), 400)

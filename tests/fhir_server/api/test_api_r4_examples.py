@@ -31,8 +31,8 @@ RUN_ALL = os.environ.get("PHRX_R4_EXAMPLES_ALL") == "1"
 PER_TYPE = {"sqlite": None if RUN_ALL else 50, "postgresql": 3}
 PG_SAMPLE = 300
 SERVER_META = ("versionId", "lastUpdated")
-# Known server bugs, each pinned by its own xfail test below (kept out of the round trip).
-KNOWN_BAD = {("Observation", "decimal")}
+# Known server bugs, each pinned by its own xfail test (kept out of the round trip).
+KNOWN_BAD: set[tuple[str, str]] = set()
 
 
 def _examples_dir() -> Path | None:
@@ -156,12 +156,8 @@ def _example(name: str) -> dict:
     return json.loads((folder / name).read_bytes())
 
 
-@pytest.mark.xfail(
-    reason="anchoring.canonical.leaf_hash (RFC 8785) rejects integers beyond 2**53, so a "
-    "valid R4 decimal like 1000000000000000000 makes the write fail with 500",
-    strict=True,
-)
 def test_large_decimal_example_is_stored(client):
+    """Observation/decimal holds 1000000000000000000 (beyond 2**53): stored and read back."""
     resource = _example("Observation-decimal.json")
     put = client.put("/fhir/Observation/decimal", json=resource, headers=JSON)
     assert put.status_code == 201, put.get_json()

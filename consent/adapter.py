@@ -1,0 +1,146 @@
+"""The node's consent hook: ``node.consent = NodeConsent(node)``.
+
+Turns a SMART :class:`~fhir_server.smart.access.AccessContext` into a
+:class:`~consent.engine.Actor` and asks the :class:`~consent.engine.ConsentEngine`,
+loading the patient's active Consents through the store (decrypted, as any read).
+
+Cache invalidation: the consent token is the list of (id, version) of the
+patient's Consents, read from the ``resources`` / ``resource_compartments``
+tables (ids and version numbers only, no decryption). Any Consent create, update
+or delete -- by this process or another worker -- changes it, so the next
+decision reloads. Flask-free.
+
+AccessContext.context keys read here (set by the token issuer / federation gateway):
+``purpose_of_use`` (v3 PurposeOfUse code, default TREAT), ``btg_justification``,
+``actor_identifiers`` (list of [system, value] of a foreign practitioner),
+``actor_country`` (the node country the practitioner is registered at).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from consent.codes import DEFAULT_PURPOSE
+from consent.engine import Actor, ConsentEngine, Decision
+from fhir_server.resources.db import compartments, resources
+from fhir_server.resources.searching import run_search
+
+MAX_CONSENTS = 1000
+
+
+class NodeConsent:
+    """``decide(access, action, res_type, resource_or_None, patient_id) -> Decision``.
+
+    ``system_clients_bypass``: a token without a user whose scopes are all
+    ``system/`` (this node's own backend services: import, anchoring, operators)
+    is permitted without a Consent, unless the token carries a federated actor
+    (``actor_identifiers``), which is then judged like any practitioner.
+    """
+
+    def __init__(self, node, *, system_clients_bypass: bool = True) -> None:
+        self.node = node
+        self.system_clients_bypass = system_clients_bypass
+        self.engine = ConsentEngine(self.load_consents, consent_token=self.consent_token)
+
+    # -- data access --------------------------------------------------------------
+    def load_consents(self, patient_id: str) -> list[dict]:
+        query = [("patient", patient_id), ("status", "active"), ("_count", str(MAX_CONSENTS))]
+        return run_search(self.node.store, "Consent", query).matches
+
+    def consent_token(self, patient_id: str) -> tuple:
+        query = (
+            select(resources.c.res_id, resources.c.version_id)
+            .join(compartments, compartments.c.resource_pk == resources.c.pk)
+            .where(compartments.c.patient_id == patient_id, resources.c.res_type == "Consent")
+            .order_by(resources.c.res_id)
+        )
+        with self.node.engine.connect() as conn:
+            return tuple(tuple(row) for row in conn.execute(query))
+
+    # -- the hook -----------------------------------------------------------------
+    def decide(
+        self,
+        access,
+        action: str,
+        res_type: str,
+        resource: dict | None,
+        patient_id: str | None,
+        *,
+        operation: str | None = None,
+        purpose: str | None = None,
+        justification: str | None = None,
+        now: datetime | None = None,
+    ) -> Decision:
+        """``action``: read / write, or the guard's create read update delete search
+        history operation (an operation counts as a read; writing operations check
+        their own access)."""
+        action = _action(action)
+        if patient_id is None:
+            # Up-front call without a confining patient, or data in no compartment:
+            # each patient's resource is decided on its own when it is returned.
+            return Decision(True, ["no patient named: nothing to decide for a patient"])
+        if access is None:
+            return Decision(True, ["authorization is switched off on this node (PHRX_AUTH)"])
+        context = dict(getattr(access, "context", None) or {})
+        if self.system_clients_bypass and _is_local_system_client(access, context):
+            return Decision(True, [f"system client {access.client_id} of this node"])
+        return self.engine.decide(
+            actor_of(access, self.node),
+            action,
+            purpose or context.get("purpose_of_use") or DEFAULT_PURPOSE,
+            res_type,
+            resource,
+            patient_id,
+            now,
+            justification=justification or context.get("btg_justification"),
+            operation=operation,
+        )
+
+    def filter_resources(
+        self, access, res_type: str | None, found: list[dict], patient_id: str | None, **kw
+    ) -> list[dict]:
+        """The resources of ``found`` this access may read (applies exclude obligations)."""
+        return [
+            r
+            for r in found
+            if self.decide(access, "read", res_type or r.get("resourceType"), r, patient_id, **kw)
+        ]
+
+    def consent_changed(self, patient_id: str) -> None:
+        self.engine.consent_changed(patient_id)
+
+
+def actor_of(access, node=None) -> Actor:
+    context = dict(getattr(access, "context", None) or {})
+    identifiers = tuple(
+        (str(s), str(v)) for s, v in context.get("actor_identifiers") or () if s is not None
+    )
+    country = context.get("actor_country")
+    if country is None and node is not None and not identifiers:
+        country = getattr(node.config, "anchor_country", None)
+    user = getattr(access, "user", None)
+    return Actor(
+        reference=user,
+        identifiers=identifiers,
+        is_patient=bool(user and user.startswith("Patient/")),
+        country=country,
+    )
+
+
+def _is_local_system_client(access, context: dict) -> bool:
+    if access.user or context.get("actor_identifiers"):
+        return False
+    scopes = tuple(getattr(access, "scopes", ()) or ())
+    return bool(scopes) and all(getattr(s, "context", None) == "system" for s in scopes)
+
+
+def _action(action: str) -> str:
+    if action in ("read", "write"):
+        return action
+    if action in ("r", "s", "search", "vread", "history", "operation"):
+        return "read"
+    if action in ("c", "u", "d", "create", "update", "delete"):
+        return "write"
+    raise ValueError(f"unknown action {action!r}")

@@ -1,0 +1,257 @@
+"""AuditEvent builders in the style of IHE Basic Audit Log Patterns (BALP).
+
+Flask-free: each function returns an R4 AuditEvent dict with *who* (user, client
+application, node and its country), *what* (entity references, the query of a
+search), *when* (``recorded``), *why* (``purposeOfEvent``) and the *outcome*.
+The patient is an entity (role Patient), so the event lands in the patient's
+compartment and shows in their access log -- except the erasure event, which
+names the erased patient by identifier only (see :mod:`fhir_server.operations.erase`).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+from consent.codes import ACT_REASON, NODE_COUNTRY_EXT
+from fhir_server.resources import ids
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+RESTFUL = "http://hl7.org/fhir/restful-interaction"
+PHRX_EVENT = "https://phrx.example.org/fhir/CodeSystem/audit-event-subtype"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+ROLE_TYPE = "http://terminology.hl7.org/CodeSystem/extra-security-role-type"
+PATIENT_ID_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/patient-id"
+JTI_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/access-token-jti"
+CLIENT_ID_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/client-id"
+NODE_ID_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/node-id"
+
+SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE = "0", "4", "8"
+_REST = {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"}
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict:
+    return {"system": system, "code": code, **({"display": display} if display else {})}
+
+
+def _user_agent(user, identifiers, country, purpose, policy) -> dict | None:
+    if not user and not identifiers:
+        return None
+    who: dict = {}
+    if user:
+        who["reference"] = user
+    elif identifiers:
+        who["identifier"] = {"system": identifiers[0][0], "value": identifiers[0][1]}
+    if country:
+        who["extension"] = [{"url": NODE_COUNTRY_EXT, "valueCode": country}]
+    agent = {
+        "type": {"coding": [_coding(ROLE_TYPE, "humanuser", "human user")]},
+        "who": who,
+        "requestor": True,
+    }
+    if purpose:
+        agent["purposeOfUse"] = [{"coding": [_coding(ACT_REASON, purpose)]}]
+    if policy:
+        agent["policy"] = list(policy)
+    return agent
+
+
+def event(
+    subtype: dict,
+    action: str,
+    *,
+    user: str | None = None,
+    identifiers: tuple = (),
+    client_id: str | None = None,
+    node: str = "phrx",
+    country: str | None = None,
+    outcome: str = SUCCESS,
+    description: str | None = None,
+    purpose: str | None = None,
+    policy: tuple[str, ...] = (),
+    patient_id: str | None = None,
+    entities: tuple[dict, ...] = (),
+    recorded: datetime | None = None,
+    event_type: dict = _REST,
+    extra_agents: tuple[dict, ...] = (),
+) -> dict:
+    """One AuditEvent; the specific builders below fill ``subtype`` and ``entities``."""
+    recorded = recorded or datetime.now(UTC)
+    agents = []
+    human = _user_agent(user, identifiers, country, purpose, policy)
+    if human:
+        agents.append(human)
+    if client_id:
+        agents.append(
+            {
+                "type": {"coding": [_coding(DCM, "110150", "Application")]},
+                "who": {"identifier": {"system": CLIENT_ID_SYSTEM, "value": client_id}},
+                "requestor": human is None,
+            }
+        )
+    agents.extend(extra_agents)
+    if not agents:  # the node itself acted
+        agents.append(_node_agent(node, requestor=True))
+    audit: dict = {
+        "resourceType": "AuditEvent",
+        "id": ids.new_id(),
+        "type": event_type,
+        "subtype": [subtype],
+        "action": action,
+        "recorded": recorded.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "outcome": outcome,
+        "agent": agents,
+        "source": {
+            "site": country or "XX",
+            "observer": {"identifier": {"system": NODE_ID_SYSTEM, "value": node}, "display": node},
+            "type": [_coding(SOURCE_TYPE, "4", "Application Server")],
+        },
+    }
+    if description:
+        audit["outcomeDesc"] = description
+    if purpose:
+        audit["purposeOfEvent"] = [{"coding": [_coding(ACT_REASON, purpose)]}]
+    found = list(entities)
+    if patient_id:
+        found.append(_entity(f"Patient/{patient_id}", "1", "1", "Patient"))
+    if found:
+        audit["entity"] = found
+    return audit
+
+
+def _node_agent(node: str, *, requestor: bool, country: str | None = None, role="110153") -> dict:
+    display = {"110153": "Source Role ID", "110152": "Destination Role ID"}[role]
+    who: dict = {"identifier": {"system": NODE_ID_SYSTEM, "value": node}}
+    if country:
+        who["extension"] = [{"url": NODE_COUNTRY_EXT, "valueCode": country}]
+    return {"type": {"coding": [_coding(DCM, role, display)]}, "who": who, "requestor": requestor}
+
+
+def _entity(reference: str, entity_type="2", role="4", role_display="Domain Resource") -> dict:
+    return {
+        "what": {"reference": reference},
+        "type": _coding(ENTITY_TYPE, entity_type),
+        "role": _coding(OBJECT_ROLE, role, role_display),
+    }
+
+
+def _rest(code: str) -> dict:
+    return _coding(RESTFUL, code)
+
+
+# -- BALP patterns ----------------------------------------------------------------------
+def read(reference: str, patient_id: str | None = None, **who) -> dict:
+    return event(_rest("read"), "R", patient_id=patient_id, entities=(_entity(reference),), **who)
+
+
+def query(res_type: str, query_string: str, patient_id: str | None = None, **who) -> dict:
+    entity = {
+        "type": _coding(ENTITY_TYPE, "2"),
+        "role": _coding(OBJECT_ROLE, "24", "Query"),
+        "query": base64.b64encode(f"{res_type}?{query_string}".encode()).decode(),
+    }
+    return event(_rest("search-type"), "E", patient_id=patient_id, entities=(entity,), **who)
+
+
+search = query
+
+
+def create(reference: str, patient_id: str | None = None, **who) -> dict:
+    return event(_rest("create"), "C", patient_id=patient_id, entities=(_entity(reference),), **who)
+
+
+def update(reference: str, patient_id: str | None = None, **who) -> dict:
+    return event(_rest("update"), "U", patient_id=patient_id, entities=(_entity(reference),), **who)
+
+
+def delete(reference: str, patient_id: str | None = None, **who) -> dict:
+    return event(_rest("delete"), "D", patient_id=patient_id, entities=(_entity(reference),), **who)
+
+
+def disclosure(references: list[str], patient_id: str, recipient_node: str, **who) -> dict:
+    """Records released to another node (cross-border): a DICOM Export event."""
+    destination = _node_agent(
+        recipient_node, requestor=False, country=recipient_node, role="110152"
+    )
+    return event(
+        _coding(PHRX_EVENT, "disclosure", "Disclosure to another node"),
+        "R",
+        event_type=_coding(DCM, "110106", "Export"),
+        patient_id=patient_id,
+        entities=tuple(_entity(r) for r in references),
+        extra_agents=(destination,),
+        **who,
+    )
+
+
+def denial(
+    interaction: str, reference: str, patient_id: str | None, reasons: list[str], **who
+) -> dict:
+    """An access refused by scope or consent (outcome: minor failure)."""
+    action = {"read": "R", "search-type": "E", "create": "C", "update": "U", "delete": "D"}
+    return event(
+        _rest(interaction),
+        action.get(interaction, "E"),
+        outcome=MINOR_FAILURE,
+        description="; ".join(reasons)[:1000] or "access denied",
+        patient_id=patient_id,
+        entities=(_entity(reference),) if reference else (),
+        **who,
+    )
+
+
+def break_glass(patient_id: str, justification: str, granted: bool, **who) -> dict:
+    """Emergency access to the summary; always recorded, shown to the patient."""
+    entity = _entity(f"Patient/{patient_id}/$summary")
+    if justification:
+        entity["detail"] = [{"type": "justification", "valueString": justification}]
+    who.setdefault("purpose", "BTG")
+    return event(
+        _coding(PHRX_EVENT, "break-glass", "Break-glass access"),
+        "E",
+        outcome=SUCCESS if granted else MINOR_FAILURE,
+        description="break-glass granted" if granted else "break-glass refused",
+        patient_id=patient_id,
+        entities=(entity,),
+        **who,
+    )
+
+
+def token_use(jti: str, scope: str, **who) -> dict:
+    """An access token was used (BALP: OAuth token use); the token itself is never stored."""
+    entity = {
+        "what": {"identifier": {"system": JTI_SYSTEM, "value": jti}},
+        "type": _coding(ENTITY_TYPE, "2"),
+        "role": _coding(OBJECT_ROLE, "13", "Security Resource"),
+        "detail": [{"type": "scope", "valueString": scope}],
+    }
+    return event(
+        _coding(PHRX_EVENT, "token-use", "Access token use"),
+        "E",
+        event_type=_coding(DCM, "110114", "User Authenticated"),
+        entities=(entity,),
+        **who,
+    )
+
+
+def erasure(patient_id: str, **who) -> dict:
+    """The patient's record was crypto-shredded; names the patient by identifier only.
+
+    A patient erasing their own record is named by identifier too: a reference to
+    ``Patient/<id>`` would seal this event under the key being destroyed."""
+    if who.get("user") == f"Patient/{patient_id}":
+        who = {**who, "user": None, "identifiers": ((PATIENT_ID_SYSTEM, patient_id),)}
+    entity = {
+        "what": {"identifier": {"system": PATIENT_ID_SYSTEM, "value": patient_id}},
+        "type": _coding(ENTITY_TYPE, "1"),
+        "role": _coding(OBJECT_ROLE, "1", "Patient"),
+    }
+    return event(
+        _coding(PHRX_EVENT, "erase", "Erasure (crypto-shredding)"),
+        "D",
+        entities=(entity,),
+        **who,
+    )

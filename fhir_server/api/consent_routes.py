@@ -1,0 +1,170 @@
+"""HTTP routes of the consent operations: Patient/{id}/$summary, $erase and $share.
+
+The logic lives in fhir_server/operations/{summary,erase,share}.py. Authorization
+here: SMART scopes (``g.access.require``), confinement to the token's patient,
+then the consent hook (``node.consent``, or a :class:`~consent.adapter.NodeConsent`
+of this app until it is wired). Every outcome -- read, denial, break-glass,
+erasure, share, disclosure -- is recorded as a chained AuditEvent.
+
+``$summary`` inputs for break-glass: ``purpose`` (ETREAT | BTG) and
+``justification`` (query parameters; the token context may carry them instead).
+``$share`` reads a foreign node's encryption public key through
+``app.config["PHRX_NODE_PUBLIC_KEY"]``: ``callable(country) -> public key | None``
+(the chain's AuthorityRegistry, once federation provides it).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+
+from consent import audit
+from consent.adapter import NodeConsent
+from consent.audit_log import record
+from consent.engine import SUMMARY_OPERATION
+from fhir_server.api.http import base_url, fhir_response, negotiate, read_json_body
+from fhir_server.errors import Forbidden
+from fhir_server.operations import erase, share, summary
+from fhir_server.resources import ids
+
+bp = Blueprint("consent_ops", __name__, url_prefix="/fhir")
+
+
+@bp.before_request
+def _negotiate():
+    negotiate()
+
+
+def _node():
+    return current_app.extensions["phrx.node"]
+
+
+def _consent():
+    node = _node()
+    hook = getattr(node, "consent", None)
+    if hook is None:
+        hook = current_app.extensions.setdefault("phrx.consent", NodeConsent(node))
+    return hook
+
+
+def _who() -> dict:
+    node, access = _node(), g.get("access")
+    who = {"node": node.node_id, "country": node.config.anchor_country}
+    if access is not None:
+        context = access.context or {}
+        who.update(user=access.user, client_id=access.client_id)
+        who["identifiers"] = tuple(tuple(i) for i in context.get("actor_identifiers") or ())
+        who["country"] = context.get("actor_country") or who["country"]
+    return who
+
+
+def _confine(patient_id: str, interaction: str, res_type: str) -> None:
+    access = g.get("access")
+    if access is None:
+        return
+    access.require(interaction, res_type)
+    for confined in (access.compartment_patient, access.user_patient):
+        if confined is not None and confined != patient_id:
+            raise Forbidden("The access token is confined to another patient.")
+
+
+def _patient_or_admin(patient_id: str, what: str) -> None:
+    access = g.get("access")
+    if access is None or access.user_patient == patient_id:
+        return
+    smart = current_app.extensions.get("phrx.smart")
+    user = smart.service.users.get(access.subject) if smart and access.user else None
+    if user is None or user.role != "admin":
+        denied = audit.denial("operation", f"Patient/{patient_id}", patient_id, [what], **_who())
+        record(_node().store, denied)
+        raise Forbidden(f"Only the patient themself or an administrator may {what}.")
+
+
+@bp.get("/Patient/<patient_id>/$summary")
+@bp.post("/Patient/<patient_id>/$summary")
+def patient_summary(patient_id: str):
+    ids.check_id(patient_id, "patient id")
+    _confine(patient_id, "r", "Patient")
+    node, access, hook = _node(), g.get("access"), _consent()
+    context = (access.context or {}) if access is not None else {}
+    purpose = request.args.get("purpose") or context.get("purpose_of_use")
+    justification = request.args.get("justification") or context.get("btg_justification")
+    options = {"operation": SUMMARY_OPERATION, "purpose": purpose, "justification": justification}
+    decision = _summary_decision(hook, access, patient_id, options)
+    who = _who()
+    glass = bool(getattr(decision, "break_glass", False))
+    if glass or purpose in ("ETREAT", "BTG"):
+        granted = bool(decision)
+        record(node.store, audit.break_glass(patient_id, justification or "", granted, **who))
+    if not decision:
+        reasons = list(getattr(decision, "reasons", []) or ["consent denied"])
+        record(
+            node.store, audit.denial("read", f"Patient/{patient_id}", patient_id, reasons, **who)
+        )
+        raise Forbidden("Consent does not permit reading this patient's summary.")
+
+    def visible(found: list[dict]) -> list[dict]:
+        return [
+            r
+            for r in found
+            if hook.decide(access, "read", r["resourceType"], r, patient_id, **options)
+        ]
+
+    bundle = summary.build_summary(node.store, patient_id, base_url(), visible=visible)
+    record(
+        node.store, audit.read(f"Patient/{patient_id}/$summary", patient_id, purpose=purpose, **who)
+    )
+    return fhir_response(bundle)
+
+
+def _summary_decision(hook, access, patient_id: str, options: dict):
+    """Permitted when the actor may read any class the summary shows; each resource
+    is then filtered on its own (a Consent may cover only some classes)."""
+    first = hook.decide(access, "read", "Composition", None, patient_id, **options)
+    if first:
+        return first
+    for res_type in sorted(summary.SECTION_TYPES):
+        decision = hook.decide(access, "read", res_type, None, patient_id, **options)
+        if decision:
+            return decision
+    return first
+
+
+@bp.post("/Patient/<patient_id>/$erase")
+def patient_erase(patient_id: str):
+    ids.check_id(patient_id, "patient id")
+    _patient_or_admin(patient_id, "erase a patient's record")
+    store = _node().store
+    result = erase.erase_patient(store, patient_id)
+    # Recorded on the chain once the key is gone; it names the patient by identifier.
+    result.audit_event_id = record(store, audit.erasure(patient_id, **_who()))["id"]
+    return fhir_response(result.to_parameters())
+
+
+@bp.post("/Patient/<patient_id>/$share")
+def patient_share(patient_id: str):
+    ids.check_id(patient_id, "patient id")
+    _patient_or_admin(patient_id, "share a patient's record")
+    node = _node()
+    req = share.parse_parameters(read_json_body())
+    result = share.share(
+        node.store,
+        patient_id,
+        req,
+        home_country=node.config.anchor_country,
+        recipient_key=current_app.config.get("PHRX_NODE_PUBLIC_KEY"),
+    )
+    who = _who()
+    for consent in result.consents:
+        build = audit.update if result.revoked else audit.create
+        record(node.store, build(f"Consent/{consent['id']}", patient_id, **who))
+    if result.released_to:
+        refs = [f"Consent/{c['id']}" for c in result.consents]
+        record(node.store, audit.disclosure(refs, patient_id, result.released_to, **who))
+    _consent_changed(patient_id)
+    return fhir_response(result.to_parameters(base_url()), 200 if result.revoked else 201)
+
+
+def _consent_changed(patient_id: str) -> None:
+    hook = _consent()
+    if hasattr(hook, "consent_changed"):
+        hook.consent_changed(patient_id)

@@ -1,0 +1,70 @@
+"""HTTP route of ``$import-mhb``; the logic lives in fhir_server/operations/import_mhb.py.
+
+``POST /fhir/Patient/{id}/$import-mhb`` with either
+
+* the export file as the raw body (any content type; the parser sniffs JSON,
+  XML or zip), file name in ``?filename=``, zip password in the
+  ``X-MHB-Password`` header (or ``?password=``, which ends up in access logs), or
+* ``multipart/form-data`` with a file part ``file`` and an optional ``password``
+  field.
+
+Answers 200 with a ``Parameters`` summary (docs/mhb-mapping.md, "Import"), or an
+OperationOutcome: 400 malformed / hostile / wrong password, 403 scopes or another
+patient's token, 404 unknown patient, 413 too large, 415 not an MHB export,
+422 impossible MHB structure. Nothing is stored unless the whole import succeeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Blueprint, current_app, g, request
+
+from fhir_server.api.http import fhir_response, negotiate
+from fhir_server.errors import BadRequest, PayloadTooLarge
+from fhir_server.operations import import_mhb
+from fhir_server.resources import ids
+from mhb_import import ParseLimits
+
+bp = Blueprint("import_mhb", __name__, url_prefix="/fhir")
+PASSWORD_HEADER = "X-MHB-Password"  # noqa: S105 - a header name, not a secret
+
+
+@bp.before_request
+def _negotiate():
+    negotiate()
+
+
+@bp.post("/Patient/<patient_id>/$import-mhb")
+def import_mhb_route(patient_id: str):
+    ids.check_id(patient_id, "patient id")
+    access = g.get("access")
+    import_mhb.check_patient_access(access, patient_id)  # 403 before the body is read
+    node = current_app.extensions["phrx.node"]
+    limit = min(current_app.config["PHRX_MAX_BODY_BYTES"], ParseLimits().max_bytes)
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The upload exceeds the limit of {limit} bytes.")
+    data, filename, password = _upload()
+    outcome = import_mhb.run(
+        node,
+        patient_id,
+        data,
+        password=password,
+        filename=filename,
+        access=access,
+        limits=replace(ParseLimits(), max_bytes=limit),
+    )
+    return fhir_response(outcome.to_parameters())
+
+
+def _upload() -> tuple[bytes, str | None, str | None]:
+    """(file bytes, file name, password) from a raw or a multipart body."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadRequest("The multipart body needs a file part named 'file'.")
+        password = request.form.get("password") or None
+        return upload.read(), upload.filename or None, password
+    data = request.get_data(cache=False, parse_form_data=False)
+    password = request.headers.get(PASSWORD_HEADER) or request.args.get("password") or None
+    return data, request.args.get("filename") or None, password

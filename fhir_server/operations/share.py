@@ -1,0 +1,276 @@
+"""Patient/{id}/$share: grant (or revoke) a practitioner access as a Consent.
+
+Flask-free. Input Parameters (all optional except a recipient):
+
+* ``recipient`` -- valueIdentifier or valueReference of the practitioner;
+* ``recipientNode`` -- valueCode, country of the practitioner's node (omitted: this node);
+* ``period`` -- valuePeriod (default: from now for :data:`DEFAULT_DAYS` days);
+* ``purpose`` -- valueCoding, repeating (default v3-ActReason TREAT);
+* ``class`` -- valueCode (or valueCoding) resource type, repeating (default: all);
+* ``access`` -- valueCode ``read`` | ``read-write`` (default read);
+* ``revoke`` -- valueBoolean; with ``share`` (valueString, the share id) or the recipient.
+
+A grant writes an active patient-privacy Consent through the normal write path
+(validated, sealed, journalled for anchoring). For a foreign node the patient's
+data key is released: wrapped for that node's encryption public key
+(:mod:`vault.release`) and kept in ``released_keys``. Revocation sets the
+matching Consents ``inactive`` and destroys their released keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+from sqlalchemy import insert, update
+
+from consent.codes import (
+    ACT_CODE,
+    ACT_REASON,
+    CONSENT_ACTION,
+    CONSENT_SCOPE,
+    LOINC,
+    NODE_COUNTRY_EXT,
+    PRIVACY_CATEGORY,
+    PROVISION_ACTOR_ROLE,
+    RESOURCE_TYPES,
+)
+from consent.tables import released_keys
+from fhir_server.errors import BadRequest, NotFound
+from fhir_server.resources import ids, interactions
+from fhir_server.resources.searching import run_search
+from fhir_server.resources.types import supported_types
+from validators.r4 import validate_resource
+from vault import release
+from vault._encoding import length_prefixed
+from vault.keyring import KeyRing
+
+NAME = "share"
+DEFINITION_URL = "https://phrx.example.org/fhir/OperationDefinition/Patient-share"
+SHARE_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/share-id"
+DEFAULT_DAYS = 30
+
+PublicKeyLookup = Callable[[str], object | None]  # country -> encryption public key
+
+
+@dataclass
+class ShareRequest:
+    reference: str | None = None
+    identifier: tuple[str, str] | None = None
+    node: str | None = None
+    period: dict = field(default_factory=dict)
+    purposes: list[dict] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    access: str = "read"
+    revoke: bool = False
+    share_id: str | None = None
+
+
+@dataclass
+class ShareResult:
+    consents: list[dict]
+    share_id: str | None
+    released_to: str | None = None  # country whose node got the wrapped key
+    revoked: bool = False
+
+    def to_parameters(self, base_url: str) -> dict:
+        params = [{"name": "consent", "resource": c} for c in self.consents]
+        if self.share_id:
+            params.append({"name": "share", "valueString": self.share_id})
+        for consent in self.consents:
+            url = f"{base_url}/Consent/{consent['id']}"
+            params.append({"name": "reference", "valueReference": {"reference": url}})
+        params.append({"name": "keyReleased", "valueBoolean": self.released_to is not None})
+        return {"resourceType": "Parameters", "parameter": params}
+
+
+def parse_parameters(body: dict) -> ShareRequest:
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise BadRequest("$share takes a Parameters resource.")
+    req = ShareRequest()
+    for index, param in enumerate(body.get("parameter") or []):
+        _apply(req, param.get("name"), param, f"Parameters.parameter[{index}]")
+    if not req.purposes:
+        req.purposes = [{"system": ACT_REASON, "code": "TREAT"}]
+    if not req.revoke and not (req.reference or req.identifier):
+        raise BadRequest("$share needs a recipient (Identifier or Reference).")
+    if req.revoke and not (req.share_id or req.reference or req.identifier):
+        raise BadRequest("Revoking needs the share id or the recipient.")
+    return req
+
+
+def _apply(req: ShareRequest, name: str, param: dict, where: str) -> None:  # noqa: PLR0912
+    if name == "recipient":
+        if "valueIdentifier" in param:
+            ident = param["valueIdentifier"]
+            if not ident.get("value"):
+                raise BadRequest("recipient Identifier needs a value.", expression=[where])
+            req.identifier = (ident.get("system") or "", ident["value"])
+        elif "valueReference" in param:
+            req.reference = (param["valueReference"] or {}).get("reference")
+            if not req.reference or not req.reference.startswith("Practitioner"):
+                raise BadRequest("recipient must reference a Practitioner.", expression=[where])
+        else:
+            raise BadRequest("recipient is an Identifier or a Reference.", expression=[where])
+    elif name == "recipientNode":
+        req.node = (param.get("valueCode") or param.get("valueString") or "").upper() or None
+    elif name == "period":
+        req.period = dict(param.get("valuePeriod") or {})
+    elif name == "purpose":
+        coding = param.get("valueCoding") or {"system": ACT_REASON, "code": param.get("valueCode")}
+        req.purposes.append(
+            {"system": coding.get("system") or ACT_REASON, "code": coding.get("code")}
+        )
+    elif name == "class":
+        code = param.get("valueCode") or (param.get("valueCoding") or {}).get("code")
+        if code not in supported_types():
+            raise BadRequest(f"class {code!r} is not a resource type.", expression=[where])
+        req.classes.append(code)
+    elif name == "access":
+        req.access = param.get("valueCode") or ""
+        if req.access not in ("read", "read-write"):
+            raise BadRequest("access is 'read' or 'read-write'.", expression=[where])
+    elif name == "revoke":
+        req.revoke = bool(param.get("valueBoolean"))
+    elif name == "share":
+        req.share_id = param.get("valueString") or param.get("valueCode")
+    else:
+        raise BadRequest(f"Unknown $share parameter {name!r}.", expression=[where])
+
+
+def consent_for(
+    patient_id: str, req: ShareRequest, share_id: str, home: str, now: datetime
+) -> dict:
+    ref: dict = {}
+    if req.reference:
+        ref["reference"] = req.reference
+    if req.identifier:
+        ref["identifier"] = {"system": req.identifier[0], "value": req.identifier[1]}
+        ref["extension"] = [{"url": NODE_COUNTRY_EXT, "valueCode": req.node or home}]
+    actions = ["access"] + (["correct"] if req.access == "read-write" else [])
+    period = {"start": req.period.get("start") or _instant(now)}
+    period["end"] = req.period.get("end") or _instant(now + timedelta(days=DEFAULT_DAYS))
+    provision: dict = {
+        "type": "permit",
+        "period": period,
+        "actor": [
+            {
+                "role": {"coding": [{"system": PROVISION_ACTOR_ROLE, "code": "PRCP"}]},
+                "reference": ref,
+            }
+        ],
+        "action": [{"coding": [{"system": CONSENT_ACTION, "code": a}]} for a in actions],
+        "purpose": req.purposes,
+    }
+    if req.classes:
+        provision["class"] = [{"system": RESOURCE_TYPES, "code": c} for c in req.classes]
+    return {
+        "resourceType": "Consent",
+        "id": ids.new_id(),
+        "identifier": [{"system": SHARE_SYSTEM, "value": share_id}],
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": LOINC, "code": PRIVACY_CATEGORY}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "dateTime": _instant(now),
+        "performer": [{"reference": f"Patient/{patient_id}"}],
+        "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN"}]},
+        "provision": provision,
+    }
+
+
+def share(
+    store,
+    patient_id: str,
+    req: ShareRequest,
+    *,
+    home_country: str,
+    recipient_key: PublicKeyLookup | None = None,
+    now: datetime | None = None,
+) -> ShareResult:
+    """Grant or revoke; ``recipient_key(country)`` gives a foreign node's public key."""
+    ids.check_id(patient_id, "patient id")
+    store.read("Patient", patient_id)  # 404 / 410
+    now = now or datetime.now(UTC)
+    if req.revoke:
+        return revoke(store, patient_id, req)
+    share_id = ids.new_id()
+    consent = validate_resource(consent_for(patient_id, req, share_id, home_country, now))
+    foreign = req.node is not None and req.node != home_country.upper()
+    public_key = recipient_key(req.node) if foreign and recipient_key else None
+    with store.unit_of_work(prepare=[consent]) as writer:
+        written = interactions.create(writer, consent).resource
+        if public_key is not None:
+            row = release_key(store.keyring, patient_id, written["id"], req.node, public_key)
+            writer.conn.execute(insert(released_keys).values(share_id=share_id, **row))
+    return ShareResult([written], share_id, req.node if public_key is not None else None)
+
+
+def release_key(keyring: KeyRing, patient_id: str, consent_id: str, node: str, public_key) -> dict:
+    """The patient's data key wrapped for ``public_key`` (X25519 HPKE or RSA-OAEP).
+
+    The context binds scope, Consent and recipient node, so the blob cannot be
+    replayed for another patient, share or node."""
+    scope = KeyRing.patient_scope(patient_id)
+    context = release_context(scope, consent_id, node)
+    key = keyring.data_key(scope, create=False)
+    if isinstance(public_key, x25519.X25519PublicKey):
+        wrapped = release.wrap_for_x25519(key, public_key, context)
+    else:
+        wrapped = release.wrap_for_rsa(key, public_key, context)
+    return {
+        "patient_id": patient_id,
+        "consent_id": consent_id,
+        "recipient_node": node,
+        "recipient_kid": release.jwk_thumbprint(release.public_key_to_jwk(public_key)),
+        "key_scope": scope,
+        "wrapped": wrapped,
+        "created_us": ids.now_us(),
+    }
+
+
+def release_context(scope: str, consent_id: str, node: str) -> bytes:
+    return length_prefixed(b"phrx/share/v1", scope.encode(), consent_id.encode(), node.encode())
+
+
+def revoke(store, patient_id: str, req: ShareRequest) -> ShareResult:
+    query = [("patient", patient_id), ("status", "active"), ("_count", "1000")]
+    matching = [c for c in run_search(store, "Consent", query).matches if _matches(c, req)]
+    if not matching:
+        raise NotFound("No active share matches the revocation.")
+    revoked = []
+    with store.unit_of_work() as writer:
+        for consent in matching:
+            body = {k: v for k, v in consent.items() if k != "meta"}
+            body["status"] = "inactive"
+            revoked.append(interactions.update(writer, "Consent", consent["id"], body).resource)
+        writer.conn.execute(
+            update(released_keys)
+            .where(released_keys.c.consent_id.in_([c["id"] for c in matching]))
+            .values(wrapped=None, revoked_us=ids.now_us())
+        )
+    return ShareResult(revoked, req.share_id, revoked=True)
+
+
+def _matches(consent: dict, req: ShareRequest) -> bool:
+    shares = {
+        i.get("value") for i in consent.get("identifier") or [] if i.get("system") == SHARE_SYSTEM
+    }
+    if req.share_id:
+        return req.share_id in shares
+    for actor in (consent.get("provision") or {}).get("actor") or []:
+        ref = actor.get("reference") or {}
+        if req.reference and ref.get("reference") == req.reference:
+            return True
+        ident = ref.get("identifier") or {}
+        if req.identifier and (ident.get("system") or "", ident.get("value")) == req.identifier:
+            countries = {e.get("valueCode") for e in ref.get("extension") or []}
+            if req.node is None or req.node in countries:
+                return True
+    return False
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
