@@ -18,6 +18,7 @@ AccessContext.context keys read here (set by the token issuer / federation gatew
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -39,9 +40,18 @@ class NodeConsent:
     (``actor_identifiers``), which is then judged like any practitioner.
     """
 
-    def __init__(self, node, *, system_clients_bypass: bool = True) -> None:
+    def __init__(
+        self,
+        node,
+        *,
+        system_clients_bypass: bool = True,
+        is_local_client: Callable[[str], bool] | None = None,
+    ) -> None:
         self.node = node
         self.system_clients_bypass = system_clients_bypass
+        # Federation: return False for another node's gateway client, so its
+        # system token never bypasses consent even without actor context.
+        self.is_local_client = is_local_client or (lambda client_id: True)
         self.engine = ConsentEngine(self.load_consents, consent_token=self.consent_token)
 
     # -- data access --------------------------------------------------------------
@@ -84,7 +94,8 @@ class NodeConsent:
         if access is None:
             return Decision(True, ["authorization is switched off on this node (PHRX_AUTH)"])
         context = dict(getattr(access, "context", None) or {})
-        if self.system_clients_bypass and _is_local_system_client(access, context):
+        local = self.is_local_client(access.client_id)
+        if self.system_clients_bypass and local and _is_local_system_client(access, context):
             return Decision(True, [f"system client {access.client_id} of this node"])
         return self.engine.decide(
             actor_of(access, self.node),

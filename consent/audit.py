@@ -33,6 +33,18 @@ SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE = "0", "4", "8"
 _REST = {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"}
 
 
+def who_of(access, node) -> dict:
+    """Builder keywords (user, identifiers, client_id, node, country) for a SMART
+    AccessContext (None: authorization switched off) on ``node``."""
+    who = {"node": node.node_id, "country": node.config.anchor_country}
+    if access is not None:
+        context = access.context or {}
+        who.update(user=access.user, client_id=access.client_id)
+        who["identifiers"] = tuple(tuple(i) for i in context.get("actor_identifiers") or ())
+        who["country"] = context.get("actor_country") or who["country"]
+    return who
+
+
 def _coding(system: str, code: str, display: str | None = None) -> dict:
     return {"system": system, "code": code, **({"display": display} if display else {})}
 

@@ -60,8 +60,9 @@ class Actor:
 class Obligation:
     """Something the enforcement point must do when it acts on a permit.
 
-    ``code``: ``exclude`` / ``include-only`` (filter resources by ``detail``, which
-    holds the provision's data criteria), ``audit-break-glass``, ``notify-patient``,
+    ``code``: ``exclude`` / ``include-only`` (filter resources: ``detail["criteria"]``
+    holds the provision's data criteria, ``detail["provision"]`` its path),
+    ``audit-break-glass`` (detail ``justification``), ``notify-patient``,
     ``limit-to-operation`` (detail ``operation``).
     """
 
@@ -249,7 +250,7 @@ def _decide(
     glass = any(v.break_glass for _, _, v, _ in permits)
     plain = [p for p in permits if not p[2].break_glass]
     chosen = plain or permits  # a plain permit needs no break-glass
-    found = [Obligation(o["code"], o) for _, _, _, obs in chosen for o in obs]
+    found = [Obligation(o["effect"], o) for _, _, _, obs in chosen for o in obs]
     decision = Decision(
         True,
         [line for _, line, _, _ in chosen],

@@ -276,7 +276,8 @@ def evaluate(
     maybe = maybe or state == MAYBE
     if maybe:
         effect = "exclude" if kind == "deny" else "include-only"
-        outcome.obligations.append({"code": effect, "provision": path, **describe(provision)})
+        criteria = describe(provision)
+        outcome.obligations.append({"effect": effect, "provision": path, "criteria": criteria})
         if kind == "permit":
             outcome.verdict = Verdict(kind, path, True, glass, conditional=True)
     else:

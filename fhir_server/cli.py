@@ -8,21 +8,8 @@ from pathlib import Path
 
 import click
 
+from fhir_server.cli_options import DATA_DIR, DATABASE_URL, data_dir_option
 from fhir_server.errors import FHIRError
-
-DATA_DIR = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="PHRX_DATA_DIR",
-    required=True,
-    help="Node data dir (created and initialised if new). Env: PHRX_DATA_DIR.",
-)
-DATABASE_URL = click.option(
-    "--database-url",
-    envvar="PHRX_DATABASE_URL",
-    default=None,
-    help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. Default: SQLite in the data dir.",
-)
 
 
 class PhrxGroup(click.Group):
@@ -129,9 +116,7 @@ def serve(
 @main.command()
 # No exists=True: a missing path is reported by bundle_files() as one "phrx: error:" line.
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="PHRX_DATA_DIR"
-)
+@data_dir_option(required=False, help="Load directly into this node data dir.")
 @DATABASE_URL
 @click.option(
     "--url", default=None, help="FHIR base URL of a running node (instead of --data-dir)."
@@ -192,13 +177,20 @@ def bench() -> None:
     default=None,
     help="Directory of Synthea bundles (default: ../shared/data/synthea-r4).",
 )
-@click.option("--database-url", default=None)
+@DATABASE_URL
 @click.option("--workers", default=2, show_default=True, type=int)
-def bench_ingest(data, database_url, workers) -> None:
-    """Post Synthea bundles over HTTP and time ingest and searches."""
-    from benchmarks_runner import run_ingest_benchmark  # type: ignore[import-not-found]
+@click.option("--clients", default=2, show_default=True, type=int)
+def bench_ingest(data, database_url, workers, clients) -> None:
+    """Post Synthea bundles over HTTP and time ingest and searches (benchmarks/ingest.py)."""
+    import runpy
 
-    run_ingest_benchmark(data, database_url, workers)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ingest.py"
+    if not script.is_file():
+        raise click.ClickException(f"{script} not found: run from a source checkout")
+    argv = ["--workers", str(workers), "--clients", str(clients)]
+    argv += ["--data", str(data)] if data else []
+    argv += ["--database-url", database_url] if database_url else []
+    sys.exit(runpy.run_path(str(script))["main"](argv))
 
 
 def _add_chain_commands() -> None:

@@ -11,13 +11,7 @@ from pathlib import Path
 
 import click
 
-DATA_DIR = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="PHRX_DATA_DIR",
-    required=True,
-    help="Node data dir. Env: PHRX_DATA_DIR.",
-)
+from fhir_server.cli_options import DATA_DIR, DATABASE_URL
 
 
 def _wait_for_signal() -> None:
@@ -32,7 +26,7 @@ def _wait_for_signal() -> None:
 # ---- phrx anchor-worker -----------------------------------------------------------------
 @click.command("anchor-worker")
 @DATA_DIR
-@click.option("--database-url", envvar="PHRX_DATABASE_URL", default=None)
+@DATABASE_URL
 @click.option("--chain", "chain", required=True, envvar="PHRX_CHAIN", help="JSON-RPC URL.")
 @click.option("--anchor-interval", default=2.0, show_default=True, type=float)
 @click.option("--anchor-batch", default=1000, show_default=True, type=int)

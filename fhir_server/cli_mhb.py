@@ -13,20 +13,15 @@ from pathlib import Path
 
 import click
 
+from fhir_server.cli_options import DATABASE_URL, data_dir_option
 from fhir_server.errors import BadRequest
 
 
 @click.command("import-mhb")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--patient", "patient_id", required=True, help="Id of an existing Patient.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="PHRX_DATA_DIR",
-    default=None,
-    help="Import directly into this node data dir. Env: PHRX_DATA_DIR.",
-)
-@click.option("--database-url", envvar="PHRX_DATABASE_URL", default=None)
+@data_dir_option(required=False, help="Import directly into this node data dir.")
+@DATABASE_URL
 @click.option(
     "--url", default=None, help="FHIR base URL of a running node (instead of --data-dir)."
 )

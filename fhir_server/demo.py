@@ -121,7 +121,9 @@ def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:
     server = ThreadedServer(app, port=port).start()
     base = f"http://127.0.0.1:{server.port}/fhir"
     print(f"FHIR base  {base}\nMetadata   {base}/metadata")
-    print(f"Token      phrx token --data-dir {data_dir} --base-url {base} --scope 'system/*.cruds'\n")
+    print(
+        f"Token      phrx token --data-dir {data_dir} --base-url {base} --scope 'system/*.cruds'\n"
+    )
     try:
         failures = run_checks(base, operator_token(app, base))
         print(f"\n{'all steps behaved' if not failures else f'{failures} step(s) FAILED'}")

@@ -58,12 +58,16 @@ def _value_set(key: str) -> ValueSet:
     return ValueSet(url, _table()["valueSets"][url])
 
 
-@cache
-def _root(resource_type: str) -> dict | None:
+def _root(resource_type: object) -> dict | None:
     """The compiled node of ``resource_type`` (None when it has no required binding)."""
-    table = _table()["resources"].get(resource_type)
-    if table is None:
+    if resource_type.__class__ is not str or resource_type not in _table()["resources"]:
         return None
+    return _compile(resource_type)
+
+
+@cache
+def _compile(resource_type: str) -> dict:
+    table = _table()["resources"][resource_type]
     root: dict = {}
     nodes: dict[str, dict] = {resource_type: root}
 
@@ -106,8 +110,6 @@ def _root(resource_type: str) -> dict | None:
 def check_required_bindings(resource: dict) -> list[Issue]:
     """Issues (code ``code-invalid``) for codes of ``resource`` outside required value sets."""
     resource_type = resource.get("resourceType")
-    if resource_type.__class__ is not str:
-        return []
     root = _root(resource_type)
     if root is None:
         return []
@@ -139,7 +141,7 @@ def _walk(node: dict, obj: dict, path, issues: list[Issue]) -> None:
             elif kind == _CODING:
                 _check_coding(item, vs, here, issues)
             elif kind == _RESOURCE:
-                sub = _root(item.get("resourceType")) if "resourceType" in item else None
+                sub = _root(item.get("resourceType"))
                 if sub is not None:
                     _walk(sub, item, here, issues)
                 continue

@@ -47,14 +47,7 @@ def _consent():
 
 
 def _who() -> dict:
-    node, access = _node(), g.get("access")
-    who = {"node": node.node_id, "country": node.config.anchor_country}
-    if access is not None:
-        context = access.context or {}
-        who.update(user=access.user, client_id=access.client_id)
-        who["identifiers"] = tuple(tuple(i) for i in context.get("actor_identifiers") or ())
-        who["country"] = context.get("actor_country") or who["country"]
-    return who
+    return audit.who_of(g.get("access"), _node())
 
 
 def _confine(patient_id: str, interaction: str, res_type: str) -> None:

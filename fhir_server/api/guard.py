@@ -77,13 +77,7 @@ def verify_stored(res_type: str, res_id: str, version_id: int | None = None) -> 
     a deletion the token may see is left to the operation to report."""
     check_type(res_type)
     ids.check_id(res_id)
-    try:
-        if version_id is None:
-            policy().read(res_type, res_id)
-        else:
-            policy().vread(res_type, res_id, version_id)
-    except Gone:
-        pass
+    policy().verify_target(res_type, res_id, version_id)
 
 
 def verify_copies(body: dict) -> None:

@@ -26,7 +26,7 @@ Rules:
   Medication ...) are outside every compartment.
 * **Granular scopes** (``patient/Observation.rs?category=laboratory``): a search
   must carry the constraint (403 otherwise); a resource read, included or written
-  must satisfy one alternative (token, string and reference params are evaluated;
+  must satisfy one alternative (:mod:`.granular`: token, string and reference params;
   any other param type fails closed). History under granular-only scopes is 403.
 
 Consent hook (the consent engine of later issues plugs in here): ``node.consent``
@@ -49,17 +49,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fhir_server.errors import Forbidden, Gone, NotFound
+from fhir_server.errors import Forbidden, Gone, IntegrityFailure, NotFound
 from fhir_server.resources.compartment import compartment_patient_ids
-from fhir_server.resources.indexer import (
-    normalize,
-    param_values,
-    parse_reference,
-    reference_values,
-    string_values,
-    token_values,
-)
-from fhir_server.resources.search_params import params_for
+from fhir_server.resources.granular import meets
+from fhir_server.resources.sealing import RecordSealer
 
 ACTIONS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 
@@ -189,14 +182,15 @@ class AccessPolicy:
         if self.access is None:
             self.gate("history", "*", None)
             return {}
-        grants = [self.grant_or_none("s", t) for t in sorted(supported_types())]
+        every = sorted(supported_types())
+        grants = [self.grant_or_none("s", t) for t in every]
         grants = [g for g in grants if g is not None and not g.constraints]
         if not grants:
             raise Forbidden("The access token's scopes do not permit system history.")
         confined = any(g.compartment for g in grants)
         return {
             "compartment_patient": self.confinement if confined else None,
-            "res_types": [g.res_type for g in grants],
+            "res_types": None if len(grants) == len(every) else [g.res_type for g in grants],
         }
 
     def everything_target(self, patient_id: str) -> None:
@@ -251,6 +245,9 @@ class AccessPolicy:
             if not self.deleted_visible(grant, res_type, res_id, conn):
                 raise not_found(res_type, res_id) from None
             raise
+        except IntegrityFailure:  # not even a tampered row may reveal another's data
+            self._own_key(grant, self.store.current_version(res_type, res_id, conn), res_id)
+            raise
         if not self.allows(grant, resource):
             raise not_found(res_type, res_id)
         return resource
@@ -263,6 +260,10 @@ class AccessPolicy:
         except Gone:
             if not self._version_visible(grant, res_type, res_id, version_id - 1):
                 raise not_found(res_type, res_id, version_id) from None
+            raise
+        except IntegrityFailure:
+            row = self.store.version_row(res_type, res_id, version_id)
+            self._own_key(grant, row, res_id, version_id)
             raise
         if not self.allows(grant, resource):
             raise not_found(res_type, res_id, version_id)
@@ -286,6 +287,33 @@ class AccessPolicy:
         if row is None or row.deleted:
             return False
         return self.allows(grant, self.store.open_version(row))
+
+    def verify_target(self, res_type: str, res_id: str, version_id: int | None) -> None:
+        """``$verify`` / ``$provenance``: read access to the (version of the) resource.
+        Unrestricted tokens need no decryption (the operation reports tampering); a
+        confined token whose target cannot be decrypted is judged by the key the
+        version is sealed under (the patient's own key: visible; else 404)."""
+        grant = self.require("r", res_type)
+        if grant.compartment is None and not grant.constraints and self.consent is None:
+            return
+        try:
+            if version_id is None:
+                self.read(res_type, res_id)
+            else:
+                self.vread(res_type, res_id, version_id)
+        except Gone:
+            return  # a deletion the token may see: the operation reports it
+        except IntegrityFailure:
+            return  # only raised once _own_key found the patient's own key: report it
+
+    def _own_key(self, grant: Grant, row, res_id: str, version_id: int | None = None) -> None:
+        """An undecryptable version is shown as failing only when it is sealed under
+        the confining patient's own key (an unconfined token always sees it); else 404."""
+        if grant.compartment is None and not grant.constraints and self.consent is None:
+            return
+        own = RecordSealer.scope_for(grant.compartment) if grant.compartment else None
+        if row is None or grant.constraints or own is None or row.key_scope != own:
+            raise not_found(grant.res_type, res_id, version_id)
 
     def no_granular_history(self, grant: Grant) -> None:
         if grant.constraints:
@@ -326,38 +354,3 @@ class AccessPolicy:
                 "The access token does not permit writing this resource: it would lie "
                 "outside the token's patient compartment, granular scope or consent."
             )
-
-
-# -- granular constraints, evaluated on a resource ----------------------------------
-def meets(resource: dict, alternative: tuple[tuple[str, str], ...]) -> bool:
-    """True when ``resource`` satisfies every (param, value) of one alternative."""
-    params = params_for(resource.get("resourceType", ""))
-    for code, wanted in alternative:
-        sp = params.get(code)
-        if sp is None or not _param_matches(resource, sp, wanted):
-            return False
-    return True
-
-
-def _param_matches(resource: dict, sp, wanted: str) -> bool:
-    values = param_values(resource, sp)
-    choices = [w for w in wanted.split(",") if w]
-    if sp.type == "token":
-        have = [pair for v in values for pair in token_values(v)[0]]
-        for choice in choices:
-            system, bar, code = choice.rpartition("|")
-            for s, c in have:
-                if c == code and (not bar or s == (system or None)):
-                    return True
-        return False
-    if sp.type == "string":
-        have = [normalize(s) for v in values for s in string_values(v)]
-        return any(h.startswith(normalize(c)) for c in choices for h in have)
-    if sp.type == "reference":
-        have = {(t, i) for v in values for t, i, _u in reference_values(v)}
-        for choice in choices:
-            t, i, _u = parse_reference(choice) if "/" in choice else (None, choice, None)
-            if any(i == hi and (t is None or t == ht) for ht, hi in have):
-                return True
-        return False
-    return False  # other parameter types are not evaluated: fail closed

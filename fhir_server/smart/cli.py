@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from fhir_server.cli import DATA_DIR, DATABASE_URL
+from fhir_server.cli_options import DATA_DIR, DATABASE_URL
 
 
 def _service(data_dir: Path, database_url: str | None):

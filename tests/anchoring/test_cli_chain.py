@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from anchoring.devchain import anvil_available, rpc_ready
 from anchoring.node_chain import NodeChain, load_deployment, start_dev_chain
 from fhir_server.cli import main
+from tests.smart_tokens import authorize, backend_token
 
 pytestmark = pytest.mark.skipif(not anvil_available(), reason="node_modules/.bin/anvil missing")
 JSON = {"Content-Type": "application/fhir+json"}
@@ -37,7 +38,8 @@ def _bundle(tmp_path: Path, url: str) -> dict:
         NodeConfig(data_dir=tmp_path / "data", chain=url, anchor_worker=False, anchor_country="PH")
     )
     try:
-        api = create_app({"NODE": node, "TESTING": True, "PHRX_AUTH": False}).test_client()
+        app = create_app({"NODE": node, "TESTING": True})
+        api = authorize(app.test_client(), backend_token(app))
         for family in ("Santos", "Reyes"):
             body = {"resourceType": "Patient", "name": [{"family": family}]}
             assert api.post("/fhir/Patient", json=body, headers=JSON).status_code == 201

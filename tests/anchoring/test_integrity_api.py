@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from anchoring import journal
 from fhir_server.resources.db import versions
+from tests.smart_tokens import authorize, backend_token
 
 JSON = {"Content-Type": "application/fhir+json"}
 
@@ -38,7 +39,8 @@ def chain_node(tmp_path, database_url):
 def api(chain_node):
     from fhir_server.app import create_app
 
-    return create_app({"NODE": chain_node, "TESTING": True, "PHRX_AUTH": False}).test_client()
+    app = create_app({"NODE": chain_node, "TESTING": True})
+    return authorize(app.test_client(), backend_token(app))  # system/*.cruds backend service
 
 
 def _params(body: dict) -> dict:
@@ -188,5 +190,6 @@ def test_bundle_download_with_provenance_verifies_externally(api) -> None:
 def test_anchor_without_chain_is_503(node) -> None:
     from fhir_server.app import create_app
 
-    client = create_app({"NODE": node, "TESTING": True, "PHRX_AUTH": False}).test_client()
+    app = create_app({"NODE": node, "TESTING": True})
+    client = authorize(app.test_client(), backend_token(app))
     assert client.post("/fhir/$anchor").status_code == 503

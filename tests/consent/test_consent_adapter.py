@@ -57,6 +57,8 @@ def test_patient_system_client_and_non_patient_data(seeded):
     assert hook.decide(access("Practitioner/d9"), "read", "Organization", None, None)
     foreign = access(None, "system/*.rs", actor_identifiers=[["urn:ph", "1"]], actor_country="PH")
     assert not hook.decide(foreign, "read", "Condition", None, "p1")
+    gateway = NodeConsent(seeded, is_local_client=lambda client_id: client_id != "app")
+    assert not gateway.decide(access(None, "system/*.rs"), "read", "Condition", None, "p1")
     assert not NodeConsent(seeded, system_clients_bypass=False).decide(
         access(None, "system/*.rs"), "read", "Condition", None, "p1"
     )
@@ -82,3 +84,17 @@ def test_foreign_practitioner_by_identifier_and_filtering(seeded, cx):
     assert hook.decide(doctor, "read", "Condition", dm, "p1").permit
     assert not hook.decide(doctor, "read", "Condition", psy, "p1").permit
     assert [r["id"] for r in hook.filter_resources(doctor, "Condition", [dm, psy], "p1")] == ["dm"]
+
+
+@pytest.mark.parametrize(
+    ("action", "permitted"),
+    [("read", True), ("search", True), ("history", True), ("operation", True), ("update", False)],
+)
+def test_guard_action_names(seeded, cx, action, permitted):
+    consent = cx.privacy_consent(period=("2020-01-01", "2099-12-31"))
+    consent["provision"]["action"] = [{"coding": [{"code": "access"}]}]
+    cx.put(seeded, consent)
+    hook = NodeConsent(seeded)
+    assert (
+        hook.decide(access("Practitioner/d1"), action, "Condition", None, "p1").permit is permitted
+    )

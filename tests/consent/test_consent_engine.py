@@ -153,7 +153,7 @@ def test_type_level_request_gets_filter_obligation(cx):
     decision = decide(engine, res_type="Condition", resource=None)
     assert decision.permit
     excludes = [o for o in decision.obligations if o.code == "exclude"]
-    assert excludes and excludes[0].detail["securityLabel"][0]["code"] == "PSY"
+    assert excludes and excludes[0].detail["criteria"]["securityLabel"][0]["code"] == "PSY"
 
 
 def test_nested_permit_carves_exception_from_root_deny(cx):
@@ -263,3 +263,35 @@ def test_break_glass_purpose_codes_are_v3(cx):
     consent = cx.privacy_consent()
     consent["provision"]["purpose"] = [{"system": ACT_REASON, "code": "TREAT"}]
     assert decide(engine_for(consent)).permit
+
+
+def test_type_level_permit_restricted_to_codes_is_conditional(cx):
+    hba1c = {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]}
+    engine = engine_for(cx.privacy_consent(code=[hba1c]))
+    decision = decide(engine, resource=None)
+    assert decision.permit
+    assert [o.code for o in decision.obligations] == ["include-only"]
+    assert not decide(engine).permit  # OBS is another code
+
+
+def test_decision_speaks_the_guard_protocol(cx):
+    from fhir_server.resources.access_policy import is_permitted
+
+    engine = engine_for(cx.privacy_consent())
+    assert is_permitted(decide(engine)) and not is_permitted(decide(engine, OTHER))
+    assert "default deny" in decide(engine, OTHER).reason
+
+
+def test_labels_inferred_from_icd9_and_declared():
+    from consent.labels import security_labels
+
+    def labels(system, code):
+        found = security_labels({"code": {"coding": [{"system": system, "code": code}]}})
+        return {c for _, c in found}
+
+    assert labels("http://hl7.org/fhir/sid/icd-9-cm", "296.2") == {"PSY"}
+    assert labels("http://hl7.org/fhir/sid/icd-9-cm", "303.9") == {"ETH", "PSY"}
+    assert labels("http://hl7.org/fhir/sid/icd-9-cm", "042") == {"HIV"}
+    assert labels("http://hl7.org/fhir/sid/icd-10-cm", "F10.2") == {"ETH", "PSY"}
+    assert labels("http://hl7.org/fhir/sid/icd-10-cm", "Z21") == {"HIV"}
+    assert labels("http://hl7.org/fhir/sid/icd-10-cm", "E11.9") == set()

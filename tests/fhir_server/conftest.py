@@ -19,7 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _core_app(node):
     from fhir_server.app import create_app
-
     from tests.smart_tokens import bearer_client_class
 
     app = create_app({"NODE": node, "TESTING": True})

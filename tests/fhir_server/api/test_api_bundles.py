@@ -347,12 +347,13 @@ def _run_threads(target, count: int) -> list[BaseException]:
 
 
 @pytest.mark.slow
-def test_concurrent_transactions_and_if_match_updates(live_server):
+def test_concurrent_transactions_and_if_match_updates(live_server, live_headers):
     base = live_server
+    auth = {**JSON, **live_headers}  # a backend-services token
     shared = requests.put(
         f"{base}/Patient/shared-1",
         json={**patient("SHARED"), "id": "shared-1"},
-        headers=JSON,
+        headers=auth,
         timeout=60,
     )
     assert shared.status_code == 201
@@ -379,7 +380,7 @@ def test_concurrent_transactions_and_if_match_updates(live_server):
                         },
                     }
                 )
-            r = http.post(base, json=tx(entries), headers=JSON, timeout=120)
+            r = http.post(base, json=tx(entries), headers=auth, timeout=120)
             with lock:
                 if doomed:
                     assert r.status_code == 412, r.text
@@ -392,7 +393,7 @@ def test_concurrent_transactions_and_if_match_updates(live_server):
         http = requests.Session()
         done = 0
         while done < PER_THREAD:
-            current = http.get(f"{base}/Patient/shared-1", headers=JSON, timeout=60)
+            current = http.get(f"{base}/Patient/shared-1", headers=auth, timeout=60)
             assert current.status_code == 200, current.text
             body = current.json()
             version = body["meta"]["versionId"]
@@ -400,7 +401,7 @@ def test_concurrent_transactions_and_if_match_updates(live_server):
             r = http.put(
                 f"{base}/Patient/shared-1",
                 json=body,
-                headers={**JSON, "If-Match": f'W/"{version}"'},
+                headers={**auth, "If-Match": f'W/"{version}"'},
                 timeout=60,
             )
             if r.status_code in (409, 412):
@@ -422,13 +423,15 @@ def test_concurrent_transactions_and_if_match_updates(live_server):
     assert sorted(updates) == list(range(2, 2 + len(updates)))
     assert len(updates) == THREADS * PER_THREAD
     hist = requests.get(
-        f"{base}/Patient/shared-1/_history", params={"_count": 1000}, timeout=60
+        f"{base}/Patient/shared-1/_history", params={"_count": 1000}, headers=auth, timeout=60
     ).json()
     versions = [int(e["resource"]["meta"]["versionId"]) for e in hist["entry"]]
     assert versions == list(range(len(updates) + 1, 0, -1))
 
     # all-or-nothing: every committed transaction stored both, no failed one stored anything
-    patients = requests.get(f"{base}/Patient/_history", params={"_count": 1000}, timeout=60).json()
+    patients = requests.get(
+        f"{base}/Patient/_history", params={"_count": 1000}, headers=auth, timeout=60
+    ).json()
     created = [
         e["resource"]["identifier"][0]["value"]
         for e in patients["entry"]
@@ -436,9 +439,11 @@ def test_concurrent_transactions_and_if_match_updates(live_server):
     ]
     assert sorted(created) == sorted(ok_tx)
     assert not set(created) & set(failed_tx)
-    obs = requests.get(f"{base}/Observation/_history", params={"_count": 1000}, timeout=60).json()
+    obs = requests.get(
+        f"{base}/Observation/_history", params={"_count": 1000}, headers=auth, timeout=60
+    ).json()
     assert obs["total"] == len(ok_tx)
     subjects = {e["resource"]["subject"]["reference"] for e in obs["entry"]}
     assert len(subjects) == len(ok_tx)
     for ref in list(subjects)[:10]:
-        assert requests.get(f"{base}/{ref}", timeout=60).status_code == 200
+        assert requests.get(f"{base}/{ref}", headers=auth, timeout=60).status_code == 200

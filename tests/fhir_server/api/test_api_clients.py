@@ -7,12 +7,13 @@ import uuid
 import pytest
 
 
-def test_fhirclient_create_read_search(live_server):
+def test_fhirclient_create_read_search(live_server, live_headers):
     from fhirclient import client
     from fhirclient.models.patient import Patient
 
     family = f"Pyclient{uuid.uuid4().hex[:8]}"
     smart = client.FHIRClient(settings={"app_id": "phrx-tests", "api_base": live_server + "/"})
+    smart.server.session.headers.update(live_headers)  # a backend-services token
     assert smart.server.capabilityStatement is None or smart.server.capabilityStatement.fhirVersion
     smart.server.prepare()
     assert smart.server.capabilityStatement.fhirVersion == "4.0.1"
@@ -40,11 +41,15 @@ def test_fhirclient_create_read_search(live_server):
     assert none == []
 
 
-def test_fhirpy_create_read_search_update(live_server):
+def test_fhirpy_create_read_search_update(live_server, live_headers):
     from fhirpy import SyncFHIRClient
 
     family = f"Fhirpy{uuid.uuid4().hex[:8]}"
-    fhir = SyncFHIRClient(live_server, extra_headers={"Accept": "application/fhir+json"})
+    fhir = SyncFHIRClient(
+        live_server,
+        authorization=live_headers["Authorization"],
+        extra_headers={"Accept": "application/fhir+json"},
+    )
     patient = fhir.resource("Patient", name=[{"family": family, "given": ["Bo"]}], gender="male")
     patient.save()
     pid = patient.id
@@ -71,11 +76,11 @@ def test_fhirpy_create_read_search_update(live_server):
     assert [c.id for c in mine] == [condition.id]
 
 
-def test_fhirpy_sees_server_errors(live_server):
+def test_fhirpy_sees_server_errors(live_server, live_headers):
     from fhirpy import SyncFHIRClient
     from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
 
-    fhir = SyncFHIRClient(live_server)
+    fhir = SyncFHIRClient(live_server, authorization=live_headers["Authorization"])
     with pytest.raises(ResourceNotFound):
         fhir.reference("Patient", "does-not-exist").to_resource()
     bad = fhir.resource("Patient", birthDate="not-a-date")

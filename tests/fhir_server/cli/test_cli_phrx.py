@@ -173,11 +173,6 @@ def test_serve_refuses_non_loopback(phrx_bin, tmp_path):
     assert "loopback" in line
 
 
-@pytest.mark.xfail(
-    reason="since the SMART bearer-token layer landed (in progress elsewhere), the demo's "
-    "checks send no token and every step gets 401",
-    strict=True,
-)
 @pytest.mark.slow
 def test_demo_exit(phrx_bin, tmp_path):
     result = run(phrx_bin, "demo", "--exit", "--port", "0", "--data-dir", str(tmp_path / "demo"))
@@ -231,6 +226,14 @@ def test_serve_serves_and_initialises_data_dir(phrx_bin, tmp_path):
         assert cap["resourceType"] == "CapabilityStatement"
         assert cap["fhirVersion"] == "4.0.1"
         assert cap["implementation"]["url"] == f"http://127.0.0.1:{port}/fhir"
+        base = f"http://127.0.0.1:{port}/fhir"
+        assert requests.get(f"{base}/Patient", timeout=30).status_code == 401
+        token = run(
+            phrx_bin, "token", "--data-dir", str(data), "--base-url", base, "--scope", "system/*.rs"
+        )
+        assert token.returncode == 0, token.stderr[-2000:]
+        headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+        assert requests.get(f"{base}/Patient", headers=headers, timeout=30).status_code == 200
     finally:
         proc.terminate()
         try:

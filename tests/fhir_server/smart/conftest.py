@@ -157,9 +157,10 @@ class Flow:
 def seed(node):
     """Patients p1, p2, encounter e1, users alice / drbob, clients app-public / app-conf."""
     from fhir_server.app import create_app
+    from tests.smart_tokens import authorize, backend_token
 
-    open_app = create_app({"NODE": node, "PHRX_AUTH": False, "TESTING": True})
-    c = open_app.test_client()
+    open_app = create_app({"NODE": node, "TESTING": True})
+    c = authorize(open_app.test_client(), backend_token(open_app))  # a backend service
     for pid, family in (("p1", "Alpha"), ("p2", "Beta")):
         r = c.put(
             f"/fhir/Patient/{pid}",
