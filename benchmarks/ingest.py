@@ -156,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"PHRX ingest benchmark: {len(files)} Synthea bundles, {store}, "
                 f"{args.workers} gunicorn workers, {args.clients} clients, encryption on"
             )
-            print(
-                f"  ingest: {total} resources in {seconds:.2f} s = {total / seconds:,.0f} resources/s"
-            )
+            rate = total / seconds
+            print(f"  ingest: {total} resources in {seconds:.2f} s = {rate:,.0f} resources/s")
             print(
                 f"  per bundle: p50 {statistics.median(per_bundle) * 1000:.0f} ms, "
                 f"p95 {percentile(per_bundle, 95) * 1000:.0f} ms"

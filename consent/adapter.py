@@ -14,6 +14,23 @@ AccessContext.context keys read here (set by the token issuer / federation gatew
 ``purpose_of_use`` (v3 PurposeOfUse code, default TREAT), ``btg_justification``,
 ``actor_identifiers`` (list of [system, value] of a foreign practitioner),
 ``actor_country`` (the node country the practitioner is registered at).
+
+Who is decided how:
+
+* the patient (``fhirUser`` Patient/x, or ``patient/`` scopes of their own login):
+  always permitted on their own record (the engine's first rule);
+* practitioners and every other user: default deny, unless an active Consent
+  permits them (by reference, or by identifier + country when foreign);
+* this node's own backend services (a ``system/``-only token, no user, no actor
+  context, from a client that is not a foreign node's gateway) and its operator
+  tooling (``phrx token``, client ``phrx-operator``, no user): permitted as the
+  node itself -- import, anchoring, the national EHR feed;
+* a foreign node's gateway (client id ``node.<country>``, see
+  :data:`GATEWAY_CLIENT_PREFIX`, or any client ``is_local_client`` rejects): never
+  bypasses. Its token must carry the clinician's ``actor_identifiers`` and is then
+  decided like that practitioner; without them it is refused.
+* AuditEvents (the patient's access log) are readable by the patient and the
+  node's own services only: no Consent opens another actor's view of who looked.
 """
 
 from __future__ import annotations
@@ -27,8 +44,16 @@ from consent.codes import DEFAULT_PURPOSE
 from consent.engine import Actor, ConsentEngine, Decision
 from fhir_server.resources.db import compartments, resources
 from fhir_server.resources.searching import run_search
+from fhir_server.smart.clients import OPERATOR_CLIENT
 
 MAX_CONSENTS = 1000
+# Clients registered for another country's node (its federation gateway) use this
+# prefix: their system/ tokens act for a foreign clinician, never for this node.
+GATEWAY_CLIENT_PREFIX = "node."
+
+
+def is_gateway_client(client_id: str | None) -> bool:
+    return bool(client_id) and client_id.startswith(GATEWAY_CLIENT_PREFIX)
 
 
 class NodeConsent:
@@ -49,8 +74,8 @@ class NodeConsent:
     ) -> None:
         self.node = node
         self.system_clients_bypass = system_clients_bypass
-        # Federation: return False for another node's gateway client, so its
-        # system token never bypasses consent even without actor context.
+        # Federation: False for another node's gateway client, so its system token
+        # never bypasses consent. The prefix rule always applies on top.
         self.is_local_client = is_local_client or (lambda client_id: True)
         self.engine = ConsentEngine(self.load_consents, consent_token=self.consent_token)
 
@@ -94,11 +119,17 @@ class NodeConsent:
         if access is None:
             return Decision(True, ["authorization is switched off on this node (PHRX_AUTH)"])
         context = dict(getattr(access, "context", None) or {})
-        local = self.is_local_client(access.client_id)
-        if self.system_clients_bypass and local and _is_local_system_client(access, context):
+        if self.bypasses(access):
             return Decision(True, [f"system client {access.client_id} of this node"])
+        if not self.is_local(access) and not context.get("actor_identifiers"):
+            why = f"gateway client {access.client_id} of another node names no clinician"
+            return Decision(False, [why + " (actor_identifiers): refused"])
+        actor = actor_of(access, self.node)
+        if res_type == "AuditEvent" and not actor.is_patient:
+            why = "a patient's access log is shown to the patient and this node only"
+            return Decision(False, [why])
         return self.engine.decide(
-            actor_of(access, self.node),
+            actor,
             action,
             purpose or context.get("purpose_of_use") or DEFAULT_PURPOSE,
             res_type,
@@ -108,6 +139,18 @@ class NodeConsent:
             justification=justification or context.get("btg_justification"),
             operation=operation,
         )
+
+    def is_local(self, access) -> bool:
+        return not is_gateway_client(access.client_id) and self.is_local_client(access.client_id)
+
+    def bypasses(self, access) -> bool:
+        """Is ``access`` this node's own backend service (permitted as the node itself)?
+        Also true when authorization is switched off (``access`` None): nothing to decide."""
+        if access is None:
+            return True
+        if not self.system_clients_bypass or not self.is_local(access):
+            return False
+        return _is_local_system_client(access, dict(getattr(access, "context", None) or {}))
 
     def filter_resources(
         self, access, res_type: str | None, found: list[dict], patient_id: str | None, **kw
@@ -141,8 +184,10 @@ def actor_of(access, node=None) -> Actor:
 
 
 def _is_local_system_client(access, context: dict) -> bool:
-    if access.user or context.get("actor_identifiers"):
-        return False
+    if access.user or context.get("actor_identifiers") or context.get("actor_country"):
+        return False  # acts for a person: decided like them
+    if access.client_id == OPERATOR_CLIENT:
+        return True  # `phrx token` on the node itself: the operator, whatever the scopes
     scopes = tuple(getattr(access, "scopes", ()) or ())
     return bool(scopes) and all(getattr(s, "context", None) == "system" for s in scopes)
 

@@ -9,6 +9,8 @@ on PostgreSQL, the write lock on SQLite) so concurrent writers queue. Verify wit
 
 from __future__ import annotations
 
+import weakref
+
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -53,8 +55,16 @@ def verify_log(store, events: list[dict]) -> ChainReport:
     return verify_chain(events, head(store.engine))
 
 
+# Engines whose head row is known to exist: the row is never deleted, so one
+# successful check per process saves a query on every audited request.
+_HEAD_KNOWN: weakref.WeakSet = weakref.WeakSet()
+
+
 def _ensure_head_row(engine) -> None:
+    if engine in _HEAD_KNOWN:
+        return
     if head_exists(engine):
+        _HEAD_KNOWN.add(engine)
         return
     try:
         with engine.begin() as conn:

@@ -73,7 +73,9 @@ def serve(
     from fhir_server.node import Node, NodeConfig
     from fhir_server.serving import check_loopback, configure_logging, serve_gunicorn
 
-    check_loopback(host)
+    warning = check_loopback(host)
+    if warning:
+        click.echo(warning, err=True)
     dev_chain = None
     chain_opt = None if chain == "none" else chain
     if chain_opt == "dev":
@@ -97,7 +99,7 @@ def serve(
     Node(replace(config, anchor_worker=False)).close()
     configure_logging(data_dir)
     click.echo(f"PHRX node serving http://{host}:{port}/fhir ({workers} worker(s))")
-    click.echo("SMART bearer tokens required; loopback only until consent enforcement lands.")
+    click.echo("SMART bearer tokens and patient consent enforced; every access is audited.")
 
     def factory():
         from fhir_server.app import create_app

@@ -69,9 +69,12 @@ class Node:
         create_schema(self.engine)
         self.keyring = KeyRing(master, SqlDataKeyStore(self.engine))
         self.store = ResourceStore(self.engine, self.keyring)
-        # Consent engine hook (see fhir_server.resources.access_policy): None, or an
-        # object with decide(access, action, res_type, resource, patient_id).
-        self.consent = None
+        # Consent hook (see fhir_server.resources.access_policy): every node enforces
+        # the patients' Consents (consent.adapter says who is decided how). Tests and
+        # tools may replace it; None switches consent off (scopes still apply).
+        from consent.adapter import NodeConsent
+
+        self.consent = NodeConsent(self)
         self.anchoring = None
         if config.chain:
             from anchoring.node_chain import NodeAnchoring

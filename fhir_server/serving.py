@@ -10,26 +10,25 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from fhir_server.errors import BadRequest
 
+def check_loopback(host: str) -> str | None:
+    """A warning when ``host`` is not a loopback address, else None.
 
-def check_loopback(host: str) -> None:
-    """Serve loopback clients only until consent enforcement lands.
-
-    SMART tokens are checked on every request, but releasing patient data to
-    other parties also needs the patient's consent decision (not yet wired),
-    so the node is not exposed beyond this machine (a TLS proxy would sit in
-    front of it anyway).
+    Any address may be bound now that every request is decided by SMART scopes
+    and the patient's consent, but this server speaks plain HTTP: bearer tokens
+    and health data must not cross a network unencrypted, so a TLS-terminating
+    proxy has to sit in front of a non-loopback bind.
     """
     try:
         loopback = ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
     except (OSError, ValueError):
         loopback = False
-    if not loopback:
-        raise BadRequest(
-            f"Refusing to bind {host}: consent enforcement is not in place yet, "
-            "so this node listens on 127.0.0.1 (loopback) only."
-        )
+    if loopback:
+        return None
+    return (
+        f"WARNING: binding {host} over plain HTTP; put a TLS-terminating proxy in "
+        "front of this node (tokens and health data must not travel unencrypted)."
+    )
 
 
 def configure_logging(data_dir: Path) -> None:

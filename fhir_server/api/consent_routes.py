@@ -1,10 +1,12 @@
 """HTTP routes of the consent operations: Patient/{id}/$summary, $erase and $share.
 
 The logic lives in fhir_server/operations/{summary,erase,share}.py. Authorization
-here: SMART scopes (``g.access.require``), confinement to the token's patient,
-then the consent hook (``node.consent``, or a :class:`~consent.adapter.NodeConsent`
-of this app until it is wired). Every outcome -- read, denial, break-glass,
-erasure, share, disclosure -- is recorded as a chained AuditEvent.
+goes through the guard (:func:`guard.patient_operation`: SMART scopes and
+confinement to the token's patient; :func:`guard.patient_or_admin`), then the
+consent hook ``node.consent``. A refusal by the guard is audited by the generic
+per-request hook; the outcomes these routes know better -- summary read,
+break-glass, erasure, share, disclosure -- they record themselves (and tell the
+hook so with :func:`guard.audited_by_route`).
 
 ``$summary`` inputs for break-glass: ``purpose`` (ETREAT | BTG) and
 ``justification`` (query parameters; the token context may carry them instead).
@@ -18,9 +20,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, request
 
 from consent import audit
-from consent.adapter import NodeConsent
 from consent.audit_log import record
 from consent.engine import SUMMARY_OPERATION
+from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, negotiate, read_json_body
 from fhir_server.errors import Forbidden
 from fhir_server.operations import erase, share, summary
@@ -38,50 +40,23 @@ def _node():
     return current_app.extensions["phrx.node"]
 
 
-def _consent():
-    node = _node()
-    hook = getattr(node, "consent", None)
-    if hook is None:
-        hook = current_app.extensions.setdefault("phrx.consent", NodeConsent(node))
-    return hook
-
-
 def _who() -> dict:
     return audit.who_of(g.get("access"), _node())
-
-
-def _confine(patient_id: str, interaction: str, res_type: str) -> None:
-    access = g.get("access")
-    if access is None:
-        return
-    access.require(interaction, res_type)
-    for confined in (access.compartment_patient, access.user_patient):
-        if confined is not None and confined != patient_id:
-            raise Forbidden("The access token is confined to another patient.")
-
-
-def _patient_or_admin(patient_id: str, what: str) -> None:
-    access = g.get("access")
-    if access is None or access.user_patient == patient_id:
-        return
-    smart = current_app.extensions.get("phrx.smart")
-    user = smart.service.users.get(access.subject) if smart and access.user else None
-    if user is None or user.role != "admin":
-        denied = audit.denial("operation", f"Patient/{patient_id}", patient_id, [what], **_who())
-        record(_node().store, denied)
-        raise Forbidden(f"Only the patient themself or an administrator may {what}.")
 
 
 @bp.get("/Patient/<patient_id>/$summary")
 @bp.post("/Patient/<patient_id>/$summary")
 def patient_summary(patient_id: str):
     ids.check_id(patient_id, "patient id")
-    _confine(patient_id, "r", "Patient")
-    node, access, hook = _node(), g.get("access"), _consent()
+    guard.patient_operation(patient_id, "r", "Patient", consent=False)
+    guard.audited_by_route()
+    node, access, hook = _node(), g.get("access"), _node().consent
     context = (access.context or {}) if access is not None else {}
     purpose = request.args.get("purpose") or context.get("purpose_of_use")
     justification = request.args.get("justification") or context.get("btg_justification")
     options = {"operation": SUMMARY_OPERATION, "purpose": purpose, "justification": justification}
+    if hook is None:  # consent switched off on this node: scopes alone decide
+        return fhir_response(summary.build_summary(node.store, patient_id, base_url()))
     decision = _summary_decision(hook, access, patient_id, options)
     who = _who()
     glass = bool(getattr(decision, "break_glass", False))
@@ -125,7 +100,8 @@ def _summary_decision(hook, access, patient_id: str, options: dict):
 @bp.post("/Patient/<patient_id>/$erase")
 def patient_erase(patient_id: str):
     ids.check_id(patient_id, "patient id")
-    _patient_or_admin(patient_id, "erase a patient's record")
+    guard.patient_or_admin(patient_id, "erase a patient's record")
+    guard.audited_by_route()
     store = _node().store
     result = erase.erase_patient(store, patient_id)
     # Recorded on the chain once the key is gone; it names the patient by identifier.
@@ -136,7 +112,8 @@ def patient_erase(patient_id: str):
 @bp.post("/Patient/<patient_id>/$share")
 def patient_share(patient_id: str):
     ids.check_id(patient_id, "patient id")
-    _patient_or_admin(patient_id, "share a patient's record")
+    guard.patient_or_admin(patient_id, "share a patient's record")
+    guard.audited_by_route()
     node = _node()
     req = share.parse_parameters(read_json_body())
     result = share.share(
@@ -158,6 +135,6 @@ def patient_share(patient_id: str):
 
 
 def _consent_changed(patient_id: str) -> None:
-    hook = _consent()
+    hook = _node().consent
     if hasattr(hook, "consent_changed"):
         hook.consent_changed(patient_id)

@@ -14,6 +14,12 @@ Interactions: ``c`` create (POST), ``r`` read / vread / instance history /
 conditional PUT), ``d`` delete, ``s`` search / type and system history.
 ``$anchor`` needs a ``system/*`` scope granting ``c`` (operators and backend
 services: it commits every patient's pending versions to the chain).
+
+Patient operations (``$summary``, ``$share``, ``$erase``, ``$import-mhb``) go
+through :func:`patient_operation` (scope + confinement to the token's patient)
+and :func:`patient_or_admin`. Auditing: :func:`record_audit` (an ``after_request``
+hook) writes the request's AuditEvent(s) from what the policy noted
+(:mod:`consent.request_audit`); see :mod:`fhir_server.api.audit_hook`.
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ from __future__ import annotations
 from flask import current_app, g
 
 from anchoring.provenance import version_key_of
-from fhir_server.errors import FHIRError, Gone
+from consent.request_audit import RequestAudit
+from fhir_server.errors import FHIRError, Forbidden, Gone
 from fhir_server.operations.verify import _copies
 from fhir_server.resources import ids
-from fhir_server.resources.access_policy import AccessPolicy
+from fhir_server.resources.access_policy import ACTIONS, AccessPolicy
 from fhir_server.resources.searching import SearchPage
-from fhir_server.resources.types import check_type
+from fhir_server.resources.types import check_type, supported_types
 
 
 def policy() -> AccessPolicy:
@@ -34,14 +41,39 @@ def policy() -> AccessPolicy:
     found = g.get("phrx_policy")
     if found is None:
         node = current_app.extensions["phrx.node"]
-        found = AccessPolicy(g.get("access"), node.store, getattr(node, "consent", None))
+        consent = getattr(node, "consent", None)
+        found = AccessPolicy(g.get("access"), node.store, consent, RequestAudit())
         g.phrx_policy = found
     return found
 
 
 def search(res_type: str, query: list[tuple[str, str]], strict: bool = False) -> SearchPage:
-    """A search under the token: 403 on scope, confined results, screened includes."""
-    return policy().search(res_type, query, strict=strict)
+    """A search under the token: 403 on scope, confined results, screened includes.
+
+    A search naming one patient (``patient=`` / ``subject=Patient/``) by a token not
+    confined to that patient asks consent up front for that patient: no Consent for
+    this actor and type is a 403 (it says nothing of whether the patient exists),
+    rather than an empty page that looks like "no records"."""
+    current = policy()
+    named = _named_patient(query)
+    unconfined = named is not None and current.consent is not None
+    if unconfined and current.require("s", res_type, query).compartment is None:
+        current.gate("search", res_type, named)
+    return current.search(res_type, query, strict=strict)
+
+
+def _named_patient(query: list[tuple[str, str]]) -> str | None:
+    """The single patient id a search is restricted to by ``patient`` / ``subject``."""
+    found = set()
+    for name, value in query:
+        if name in ("patient", "subject", "patient:Patient", "subject:Patient"):
+            if "," in value:
+                return None  # several patients: each result is decided on its own
+            ref = value.rsplit("/", 2)
+            if name.startswith("subject") and ":" not in name and len(ref) < 2:
+                return None  # subject=<id> may be a Group or Device
+            found.add(ref[-1])
+    return found.pop() if len(found) == 1 else None
 
 
 def read(res_type: str, res_id: str) -> dict:
@@ -60,16 +92,30 @@ def write(interaction: str, res_type: str) -> AccessPolicy:
     return current
 
 
+# The access log (AuditEvents) is left out of system / compartment history and of
+# $everything: it has its own view (AuditEvent search), and each such read writes
+# an AuditEvent that would otherwise show up in -- and grow -- the next one.
+ACCESS_LOG = "AuditEvent"
+
+
 def history(res_type: str | None = None, res_id: str | None = None) -> dict:
     """Keyword arguments confining ``store.history`` (403 when not permitted)."""
-    return policy().history_scope(res_type, res_id)
+    scope = policy().history_scope(res_type, res_id)
+    if res_type is None:
+        kinds = scope.get("res_types") or sorted(supported_types())
+        scope["res_types"] = [t for t in kinds if t != ACCESS_LOG]
+    return scope
 
 
 def everything(patient_id: str):
     """Check ``$everything`` on ``patient_id``; returns the per-resource filter."""
     current = policy()
     current.everything_target(patient_id)
-    return current.visible
+
+    def clinical(found: list[dict]) -> list[dict]:
+        return current.visible([r for r in found if r.get("resourceType") != ACCESS_LOG])
+
+    return clinical
 
 
 def verify_stored(res_type: str, res_id: str, version_id: int | None = None) -> None:
@@ -102,3 +148,43 @@ def verify_copies(body: dict) -> None:
 
 def anchor() -> None:
     policy().anchor()
+
+
+# -- patient-level operations ($summary, $share, $erase, $import-mhb) -------------------
+def patient_operation(
+    patient_id: str, interaction: str, res_type: str, *, consent: bool = True
+) -> AccessPolicy:
+    """Scope check for an operation on ``Patient/{patient_id}``: a token confined to
+    another patient is refused (403), and the request is audited as about this patient.
+    ``consent``: also ask the consent hook up front for this patient (``$summary``
+    asks it itself, with the operation and purpose break-glass needs)."""
+    current = policy()
+    current.audit.about = patient_id
+    grant = current.require(interaction, res_type)
+    access = current.access
+    own = access.user_patient if access is not None else None
+    for confined in (grant.compartment, own):
+        if confined is not None and confined != patient_id:
+            raise Forbidden("The access token is confined to another patient.")
+    if consent and grant.compartment is None:  # else require() already asked for it
+        current.gate(ACTIONS[interaction], res_type, patient_id)
+    return current
+
+
+def patient_or_admin(patient_id: str, what: str) -> None:
+    """Only the patient themself (or a node administrator) may ``what`` (403)."""
+    current = policy()
+    current.audit.about = patient_id
+    access = current.access
+    if access is None or access.user_patient == patient_id:
+        return
+    smart = current_app.extensions.get("phrx.smart")
+    user = smart.service.users.get(access.subject) if smart and access.user else None
+    if user is None or user.role != "admin":
+        raise Forbidden(f"Only the patient themself or an administrator may {what}.")
+
+
+def audited_by_route() -> None:
+    """The route records its own, more specific AuditEvents (break-glass, erasure,
+    share, disclosure): the generic per-request event is not written on top."""
+    policy().audit.handled = True

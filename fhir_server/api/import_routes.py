@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from flask import Blueprint, current_app, g, request
 
+from fhir_server.api import guard
 from fhir_server.api.http import fhir_response, negotiate
 from fhir_server.errors import BadRequest, PayloadTooLarge
 from fhir_server.operations import import_mhb
@@ -39,7 +40,9 @@ def _negotiate():
 def import_mhb_route(patient_id: str):
     ids.check_id(patient_id, "patient id")
     access = g.get("access")
-    import_mhb.check_patient_access(access, patient_id)  # 403 before the body is read
+    # 403 before the body is read: scopes, confinement, the patient's consent to write
+    audit = guard.patient_operation(patient_id, "c", "Provenance").audit
+    import_mhb.check_patient_access(access, patient_id)  # c and u, no granular scopes
     node = current_app.extensions["phrx.node"]
     limit = min(current_app.config["PHRX_MAX_BODY_BYTES"], ParseLimits().max_bytes)
     if request.content_length is not None and request.content_length > limit:
@@ -54,6 +57,8 @@ def import_mhb_route(patient_id: str):
         access=access,
         limits=replace(ParseLimits(), max_bytes=limit),
     )
+    # audited as one create in the patient's record (the Provenance names every write)
+    audit.wrote("create", outcome.provenance or f"Patient/{patient_id}", {patient_id})
     return fhir_response(outcome.to_parameters())
 
 

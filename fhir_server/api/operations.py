@@ -6,12 +6,12 @@ from flask import Blueprint, current_app, request
 
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, negotiate
-from fhir_server.operations import anchor, everything, import_mhb, verify
+from fhir_server.operations import anchor, erase, everything, import_mhb, share, summary, verify
 from fhir_server.resources import ids
 
 bp = Blueprint("operations", __name__, url_prefix="/fhir")
 
-OPERATIONS = [everything, anchor, verify, import_mhb]
+OPERATIONS = [everything, anchor, verify, import_mhb, summary, erase, share]
 
 
 def operation_definitions() -> list[dict]:

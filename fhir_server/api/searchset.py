@@ -106,6 +106,7 @@ def history_bundle(
             if not policy.consented("history", entry["resource"], policy.confinement):
                 total = None  # withheld by consent: no count leaks
                 continue
+            policy.saw(entry["resource"])
             method = "POST" if row.method == "POST" else "PUT"
             entry["request"] = {"method": method, "url": row.res_type if method == "POST" else url}
             status = "201 Created" if row.version_id == 1 else "200 OK"

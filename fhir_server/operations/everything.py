@@ -15,6 +15,7 @@ from sqlalchemy import select
 from fhir_server.errors import BadRequest
 from fhir_server.resources import ids
 from fhir_server.resources.db import compartments, resources
+from fhir_server.resources.search_tables import sidx_ref
 from fhir_server.resources.store import ResourceStore
 from fhir_server.resources.types import supported_types
 
@@ -76,6 +77,23 @@ def referenced(found: list[dict]) -> set[tuple[str, str]]:
     return refs
 
 
+def indexed_targets(store: ResourceStore, patient_id: str, types: set[str]) -> set[tuple[str, str]]:
+    """References of type ``types`` made by any resource of the compartment.
+
+    With ``_type`` only the wanted types are decrypted, so references held by
+    the other compartment resources (an Encounter's serviceProvider) are read
+    from the reference index instead.
+    """
+    query = (
+        select(sidx_ref.c.target_type, sidx_ref.c.target_id)
+        .join(compartments, compartments.c.resource_pk == sidx_ref.c.resource_pk)
+        .where(compartments.c.patient_id == patient_id, sidx_ref.c.target_type.in_(types))
+        .distinct()
+    )
+    with store.connect() as conn:
+        return {(t, i) for t, i in conn.execute(query) if t and i}
+
+
 def run(store: ResourceStore, patient_id: str, args, base_url: str, visible=None) -> dict:
     """``visible``: ``list[resource] -> list[resource]`` keeping what the caller may
     see (access policy); applied before counting and paging."""
@@ -86,7 +104,10 @@ def run(store: ResourceStore, patient_id: str, args, base_url: str, visible=None
     in_compartment = store.load_current(pks)
     have = {(r["resourceType"], r["id"]) for r in in_compartment}
     extra = []
-    for res_type, res_id in sorted(referenced(in_compartment) - have):
+    targets = referenced(in_compartment)
+    if types is not None:
+        targets |= indexed_targets(store, patient_id, types)
+    for res_type, res_id in sorted(targets - have):
         if res_type in supported_types() and (types is None or res_type in types):
             row = store.current_version(res_type, res_id)
             if row is not None and not row.deleted:

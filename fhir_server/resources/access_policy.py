@@ -43,6 +43,10 @@ decision is permitted when it is ``True``, ``"permit"`` or has a truthy
 ``permitted`` attribute (:class:`ConsentDecision`). A denied up-front call is a
 403; a denied resource is withheld (reads: 404 as if missing; searches: left out
 of the page, and ``Bundle.total`` is then omitted so no count leaks).
+
+Audit: ``audit`` (a :class:`consent.request_audit.RequestAudit`, or None) is told
+every resource returned, written or withheld here, so the HTTP layer can write one
+AuditEvent per request without re-deriving what the token actually touched.
 """
 
 from __future__ import annotations
@@ -88,10 +92,21 @@ def is_permitted(decision) -> bool:
 
 
 class AccessPolicy:
-    def __init__(self, access, store, consent=None):
+    def __init__(self, access, store, consent=None, audit=None):
         self.access = access
         self.store = store
-        self.consent = consent
+        # A hook that lets this access through wholesale (the node's own backend
+        # services) is left out, so they see tampered rows and deletions as before.
+        bypasses = getattr(consent, "bypasses", None)
+        self.consent = None if bypasses is not None and bypasses(access) else consent
+        self.audit = audit
+
+    # -- audit notes --------------------------------------------------------------
+    def saw(self, resource: dict) -> dict:
+        """``resource`` is about to be returned to the token holder."""
+        if self.audit is not None:
+            self.audit.saw(resource)
+        return resource
 
     # -- scopes ---------------------------------------------------------------------
     @property
@@ -129,6 +144,8 @@ class AccessPolicy:
         if self.consent is None:
             return
         if not is_permitted(self.consent.decide(self.access, action, res_type, None, patient_id)):
+            if self.audit is not None and patient_id:
+                self.audit.about = patient_id
             raise Forbidden(f"Consent does not permit this {action} on {res_type}.")
 
     def consented(self, action: str, resource: dict, compartment: str | None) -> bool:
@@ -136,10 +153,13 @@ class AccessPolicy:
             return True
         owners = [compartment] if compartment else sorted(compartment_patient_ids(resource))
         kind = resource.get("resourceType")
-        return all(
+        permitted = all(
             is_permitted(self.consent.decide(self.access, action, kind, resource, p))
             for p in owners or [None]
         )
+        if not permitted and self.audit is not None:
+            self.audit.withhold(resource, [p for p in owners if p])
+        return permitted
 
     # -- searches -------------------------------------------------------------------
     def search(self, res_type: str, query, *, strict: bool = False, conn=None):
@@ -169,6 +189,8 @@ class AccessPolicy:
             kept = [r for r in page.matches if self.consented("search", r, grant.compartment)]
             if len(kept) != len(page.matches):
                 page.matches, page.total = kept, None  # no count of what was withheld
+        for resource in (*page.matches, *page.included):
+            self.saw(resource)
         return page
 
     def history_scope(self, res_type: str | None, res_id: str | None) -> dict:
@@ -196,6 +218,8 @@ class AccessPolicy:
     def everything_target(self, patient_id: str) -> None:
         """``Patient/{id}/$everything``: a confined token only for its own patient
         (any other answers 404 like a missing Patient)."""
+        if self.audit is not None:
+            self.audit.about = patient_id
         grant = self.require("r", "Patient")
         if grant.compartment is not None and grant.compartment != patient_id:
             raise not_found("Patient", patient_id)
@@ -233,7 +257,7 @@ class AccessPolicy:
                 grants[kind] = self.grant_or_none(interaction, kind)
             grant = grants[kind]
             if grant is not None and self.allows(grant, resource):
-                out.append(resource)
+                out.append(self.saw(resource))
         return out
 
     def read(self, res_type: str, res_id: str, conn=None) -> dict:
@@ -250,7 +274,7 @@ class AccessPolicy:
             raise
         if not self.allows(grant, resource):
             raise not_found(res_type, res_id)
-        return resource
+        return self.saw(resource)
 
     def vread(self, res_type: str, res_id: str, version_id: int) -> dict:
         grant = self.require("r", res_type)
@@ -267,7 +291,7 @@ class AccessPolicy:
             raise
         if not self.allows(grant, resource):
             raise not_found(res_type, res_id, version_id)
-        return resource
+        return self.saw(resource)
 
     def deleted_visible(self, grant: Grant, res_type: str, res_id: str, conn=None) -> bool:
         """Was the deleted resource (its last content) visible under ``grant``?"""
@@ -327,6 +351,8 @@ class AccessPolicy:
         """Before an update/delete of ``res_type/res_id``: the current resource (or,
         once deleted, its last content) must be visible, else 404 as if missing."""
         grant = self.require(interaction, res_type)
+        if interaction == "d":
+            self._note_delete(res_type, res_id, conn)
         if grant.compartment is None and not grant.constraints and self.consent is None:
             return grant
         row = self.store.current_version(res_type, res_id, conn)
@@ -354,3 +380,20 @@ class AccessPolicy:
                 "The access token does not permit writing this resource: it would lie "
                 "outside the token's patient compartment, granular scope or consent."
             )
+        if self.audit is not None:
+            name = ACTIONS[interaction]
+            ref = f"{resource.get('resourceType')}/{resource.get('id')}"
+            self.audit.wrote(name, ref, compartment_patient_ids(resource))
+
+    def _note_delete(self, res_type: str, res_id: str, conn) -> None:
+        """A delete is audited under the patients its last content belonged to."""
+        if self.audit is None:
+            return
+        row = self.store.current_version(res_type, res_id, conn)
+        owners: set[str] = set()
+        if row is not None and not row.deleted:
+            try:
+                owners = compartment_patient_ids(self.store.open_version(row))
+            except IntegrityFailure:
+                owners = set()  # a tampered row: audited without its patient
+        self.audit.wrote("delete", f"{res_type}/{res_id}", owners)

@@ -42,6 +42,7 @@ class Bytes(LargeBinary):
     def bind_processor(self, dialect):
         return None
 
+
 # The current version of every resource; ``pk`` is what index rows point at.
 resources = Table(
     "resources",

@@ -167,37 +167,22 @@ def clients_remove(data_dir, database_url, client_id) -> None:
 @click.option("--lifetime", default=300, show_default=True, type=click.IntRange(1, 3600))
 def token(data_dir, database_url, scope, client_id, username, patient, base_url, lifetime) -> None:
     """Print a short-lived access token for scripts (operator tooling, recorded)."""
-    from fhir_server.smart.tokens import Subject
+    from fhir_server.smart.operator import issue_operator_token
 
+    if patient and not username:
+        raise click.UsageError("--patient needs --user")
     node, smart = _service(data_dir, database_url)
     try:
-        client = smart.clients.get(client_id) if client_id else smart.clients.operator()
-        if client is None:
-            raise ValueError(f"no client {client_id!r}")
-        granted = client.get_allowed_scope(scope)
-        if not granted:
-            raise ValueError("none of the requested scopes is allowed for this client")
-        subject = None
-        if username:
-            user = smart.users.get(username)
-            if user is None:
-                raise ValueError(f"no user {username!r}")
-            context = {}
-            if patient or user.patient_id:
-                context["patient"] = patient if user.role != "patient" else user.patient_id
-            subject = Subject(user.username, user.fhir_user, context)
-        elif patient:
-            raise click.UsageError("--patient needs --user")
-        issued = smart.tokens.issue(
-            base_url.rstrip("/"),
-            "operator",
-            client.client_id,
-            subject,
-            granted,
-            lifetime,
-            refresh=False,
+        token = issue_operator_token(
+            smart,
+            base_url,
+            scope,
+            client_id=client_id,
+            username=username,
+            patient=patient,
+            lifetime=lifetime,
         )
-        click.echo(issued["access_token"])
+        click.echo(token)
     finally:
         node.close()
 

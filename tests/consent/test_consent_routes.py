@@ -149,3 +149,10 @@ def test_break_glass_refused_without_policy(web):
         headers=web.other,
     )
     assert response.status_code == 403
+
+
+def test_capability_statement_lists_the_consent_operations(app):
+    operations = app.test_client().get("/fhir/metadata").get_json()["rest"][0]["operation"]
+    listed = {op["name"]: op["definition"] for op in operations}
+    assert {"summary", "erase", "share"} <= set(listed)
+    assert listed["summary"] == "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"

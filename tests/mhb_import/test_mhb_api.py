@@ -75,7 +75,9 @@ def api(app):
 
 def stored_versions(node) -> int:
     with node.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(versions)).scalar_one()
+        # the access log (one AuditEvent per request, issue 6) is not the record
+        query = select(func.count()).select_from(versions)
+        return conn.execute(query.where(versions.c.res_type != "AuditEvent")).scalar_one()
 
 
 def params(body: dict) -> dict:

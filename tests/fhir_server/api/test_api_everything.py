@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 
@@ -109,12 +107,6 @@ def test_everything_type_filter(client):
     assert _keys(bundle) == {("Condition", "cond-1"), ("Condition", "cond-2")}
 
 
-@pytest.mark.xfail(
-    reason="operations/everything.py follows references only from the _type-filtered "
-    "compartment, so _type=Condition,Organization drops the Organizations referenced by "
-    "Patient/Encounter",
-    strict=True,
-)
 def test_everything_type_filter_keeps_referenced_types(client):
     _world(client)
     both = client.get(

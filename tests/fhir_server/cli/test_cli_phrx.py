@@ -165,12 +165,46 @@ def test_load_invalid_bundle_stores_nothing(phrx_bin, tmp_path):
         node.close()
 
 
-def test_serve_refuses_non_loopback(phrx_bin, tmp_path):
-    line = one_error_line(
-        run(phrx_bin, "serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d"))
+def test_non_loopback_binds_are_allowed_with_a_tls_warning():
+    from fhir_server.serving import check_loopback
+
+    assert check_loopback("127.0.0.1") is None
+    assert check_loopback("localhost") is None
+    warning = check_loopback("0.0.0.0")
+    assert warning.startswith("WARNING: binding 0.0.0.0 over plain HTTP")
+    assert "TLS" in warning
+
+
+@pytest.mark.slow
+def test_serve_binds_non_loopback_and_warns(phrx_bin, tmp_path):
+    port = _free_port()
+    args = ["serve", "--host", "0.0.0.0", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(
+        [str(phrx_bin), *args, "--data-dir", str(tmp_path / "d")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert "0.0.0.0" in line
-    assert "loopback" in line
+    try:
+        deadline, status = time.monotonic() + 90, None
+        while time.monotonic() < deadline and status != 200:
+            if proc.poll() is not None:
+                pytest.fail(f"phrx serve exited early: {proc.stderr.read()[-2000:]}")
+            try:
+                status = requests.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=5)
+                status = status.status_code
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        assert status == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert "WARNING: binding 0.0.0.0 over plain HTTP" in proc.stderr.read()
+    assert "consent enforced" in proc.stdout.read()
 
 
 @pytest.mark.slow

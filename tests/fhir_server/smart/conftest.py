@@ -154,6 +154,30 @@ class Flow:
         return response.json
 
 
+def _treatment_consent(patient_id: str, practitioner: str) -> dict:
+    from consent.codes import ACT_CODE, ACT_REASON, CONSENT_SCOPE, LOINC
+
+    role = {
+        "coding": [{"system": ACT_CODE.replace("ActCode", "ParticipationType"), "code": "PRCP"}]
+    }
+    return {
+        "resourceType": "Consent",
+        "id": f"drbob-{patient_id}",
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "dateTime": "2026-01-01",
+        "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN"}]},
+        "provision": {
+            "type": "permit",
+            "period": {"start": "2020-01-01", "end": "2099-12-31"},
+            "actor": [{"role": role, "reference": {"reference": practitioner}}],
+            "purpose": [{"system": ACT_REASON, "code": "TREAT"}],
+        },
+    }
+
+
 def seed(node):
     """Patients p1, p2, encounter e1, users alice / drbob, clients app-public / app-conf."""
     from fhir_server.app import create_app
@@ -176,6 +200,9 @@ def seed(node):
     }
     r = c.put("/fhir/Encounter/e1", json=encounter)
     assert r.status_code in (200, 201), r.text
+    for pid in ("p1", "p2"):  # both patients let drbob treat them (issue 6: consent)
+        r = c.put(f"/fhir/Consent/drbob-{pid}", json=_treatment_consent(pid, "Practitioner/d1"))
+        assert r.status_code in (200, 201), r.text
     smart = open_app.extensions["phrx.smart"].service
     smart.users.add("alice", "patient", "Patient/p1", PASSWORD)
     smart.users.add("drbob", "practitioner", "Practitioner/d1", PASSWORD)
