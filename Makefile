@@ -24,8 +24,10 @@ $(PY_STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@touch $@
 
+# `npm install` with the committed lock, not `npm ci`: npm 11's ci rejects the lock
+# because @foundry-rs/anvil declares its other-platform binaries with empty versions.
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 demo: bootstrap
