@@ -22,24 +22,78 @@ HEAD_SETTING = "audit_chain_head"
 
 
 def record(store, event: dict) -> dict:
-    """Validate, chain and store ``event``; returns the stored AuditEvent."""
+    """Validate, chain and store ``event`` in a transaction of its own; returns it.
+
+    Used where there is no write to join (reads, refusals, route-specific events).
+    When the request already stored an equal event in its write transaction
+    (:data:`recorded_in_transaction`), that one is returned and nothing is added."""
+    if recorded_in_transaction is not None:
+        found = recorded_in_transaction(event)
+        if found is not None:
+            return found
     validate_resource(event)
     _ensure_head_row(store.engine)
-    with store.unit_of_work(prepare=[event]) as writer:
-        row = writer.conn.execute(
-            select(node_settings.c.value)
-            .where(node_settings.c.name == HEAD_SETTING)
-            .with_for_update()
-        ).scalar_one()
-        chain = AuditChain(_parse(row))
+    with store.unit_of_work(prepare=[event], hooks=False) as writer:
+        return record_in(writer, [event], validate=False)[0]
+
+
+def record_all(store, events: list[dict], *, validate: bool = True) -> list[dict]:
+    """Like :func:`record` for several events (one request's, one per patient): one
+    transaction and one move of the head for all of them."""
+    if not events:
+        return []
+    if validate:
+        for event in events:
+            validate_resource(event)
+    _ensure_head_row(store.engine)
+    with store.unit_of_work(prepare=events, hooks=False) as writer:
+        return record_in(writer, events, validate=False)
+
+
+def record_in(writer, events: list[dict], *, validate: bool = True) -> list[dict]:
+    """Chain and store ``events`` through ``writer``: in ITS transaction, so they
+    commit or roll back with whatever else it wrote (a write and its audit).
+
+    The head row is locked on the writer's connection (FOR UPDATE on PostgreSQL;
+    SQLite's write lock is already held) and moved once for all ``events``. A
+    missing head row raises (the caller's transaction rolls back): create it with
+    :func:`ensure_head` before the transaction opens.
+
+    ``validate=False`` skips the R4 validation of events made by the builders of
+    :mod:`consent.audit` / :mod:`consent.request_audit` (their output is validated
+    by tests/consent/test_consent_audit.py and test_consent_audit_tx.py): running
+    pydantic here would hold the write lock for it, and the writer trusts its input.
+    """
+    if not events:
+        return []
+    if validate:
+        for event in events:
+            validate_resource(event)
+    row = writer.conn.execute(
+        select(node_settings.c.value).where(node_settings.c.name == HEAD_SETTING).with_for_update()
+    ).scalar_one()
+    chain = AuditChain(_parse(row))
+    stored = []
+    for event in events:
         chained = chain.append(event)
-        stored = writer.create(chained, res_id=chained["id"]).resource
-        writer.conn.execute(
-            update(node_settings)
-            .where(node_settings.c.name == HEAD_SETTING)
-            .values(value=f"{chain.head.sequence}:{chain.head.digest}")
-        )
+        stored.append(writer.create(chained, res_id=chained["id"], checked=False).resource)
+    writer.conn.execute(
+        update(node_settings)
+        .where(node_settings.c.name == HEAD_SETTING)
+        .values(value=f"{chain.head.sequence}:{chain.head.digest}")
+    )
     return stored
+
+
+# Set by the HTTP layer: ``callable(event) -> stored event | None``, the event of the
+# current request's write transaction equal to ``event`` (a route recording after its
+# write what was already recorded with it), so it is not written twice.
+recorded_in_transaction = None
+
+
+def ensure_head(engine) -> None:
+    """Create the chain head row if missing (outside any write transaction)."""
+    _ensure_head_row(engine)
 
 
 def head(engine) -> Head:
@@ -71,6 +125,7 @@ def _ensure_head_row(engine) -> None:
             conn.execute(insert(node_settings).values(name=HEAD_SETTING, value=f"0:{GENESIS}"))
     except IntegrityError:
         pass  # another writer created it first
+    _HEAD_KNOWN.add(engine)
 
 
 def head_exists(engine) -> bool:

@@ -51,16 +51,43 @@ class RequestAudit:
     withheld: dict = field(default_factory=dict)  # "Type/id" -> patient ids
     about: str | None = None  # the patient a refused request was about
     handled: bool = False  # the route recorded its own (more specific) events
+    recorded: set = field(default_factory=set)  # writes audited in their own transaction
 
     # -- notes taken by the access policy ----------------------------------------
     def saw(self, resource: dict) -> None:
         self.read.setdefault(_ref(resource), compartment_patient_ids(resource))
 
     def wrote(self, interaction: str, reference: str, patients: set[str]) -> None:
+        if reference in self.recorded:
+            return  # already audited in the transaction that wrote it
         self.written[reference] = (interaction, set(patients))
 
     def withhold(self, resource: dict, patients) -> None:
         self.withheld.setdefault(_ref(resource), set(patients))
+
+    # -- the events of a write, stored in its own transaction ----------------------
+    def take_writes(self, access, node, response: Response, changes=()) -> list[dict]:
+        """The AuditEvents of the writes about to commit (``response``: the request
+        as far as known, status 200), which are then no longer part of
+        :meth:`events`. ``changes``: the Writer's (interaction, "Type/id", content)
+        list, for writes no policy noted (a writer without the request's policy).
+
+        A route that records its own events (:attr:`handled`: ``$share``) gets one
+        create / update event per written resource and patient, as it records them;
+        deletions there (``$erase``) are left to the route's own erasure event, which
+        must not name the patient by reference."""
+        if self.handled:
+            return _route_writes(access, node, changes)
+        for interaction, ref, content in changes:
+            if ref not in self.written and not ref.startswith("AuditEvent/"):
+                patients = compartment_patient_ids(content) if content is not None else set()
+                self.wrote(interaction, ref, patients)
+        if not self.written:
+            return []
+        events = RequestAudit(written=dict(self.written)).events(access, node, response)
+        self.recorded |= set(self.written)
+        self.written.clear()
+        return events
 
     # -- the event --------------------------------------------------------------
     def patients(self) -> list[str]:
@@ -154,6 +181,26 @@ class RequestAudit:
             f"{response.path}?{response.query}".encode()
         ).decode()
         return built
+
+
+def _route_writes(access, node, changes) -> list[dict]:
+    who = audit.who_of(access, node)
+    builders = {"create": audit.create, "update": audit.update}
+    events = []
+    for interaction, ref, content in changes:
+        if interaction not in builders or ref.startswith("AuditEvent/") or content is None:
+            continue
+        for patient in sorted(compartment_patient_ids(content)):
+            events.append(builders[interaction](ref, patient, **who))
+    return events
+
+
+def same_event(event: dict) -> tuple:
+    """What makes two AuditEvents of one request the same record of one access."""
+    return (
+        tuple(c.get("code") for c in event.get("subtype") or []),
+        tuple(sorted(e.get("what", {}).get("reference", "") for e in event.get("entity") or [])),
+    )
 
 
 def _finish(built: dict, access, patient: str | None) -> dict:

@@ -19,7 +19,8 @@ Patient operations (``$summary``, ``$share``, ``$erase``, ``$import-mhb``) go
 through :func:`patient_operation` (scope + confinement to the token's patient)
 and :func:`patient_or_admin`. Auditing: :func:`record_audit` (an ``after_request``
 hook) writes the request's AuditEvent(s) from what the policy noted
-(:mod:`consent.request_audit`); see :mod:`fhir_server.api.audit_hook`.
+(:mod:`consent.request_audit`); writes are audited in their own transaction (the
+store's before-commit hook); see :mod:`fhir_server.api.audit_hook`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from flask import current_app, g
 
 from anchoring.provenance import version_key_of
 from consent.request_audit import RequestAudit
+from fhir_server.api import audit_hook
 from fhir_server.errors import FHIRError, Forbidden, Gone
 from fhir_server.operations.verify import _copies
 from fhir_server.resources import ids
@@ -44,6 +46,7 @@ def policy() -> AccessPolicy:
         consent = getattr(node, "consent", None)
         found = AccessPolicy(g.get("access"), node.store, consent, RequestAudit())
         g.phrx_policy = found
+        audit_hook.begin(node)  # writes are audited in their own transaction
     return found
 
 

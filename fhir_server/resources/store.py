@@ -7,7 +7,7 @@ database transaction, so a transaction Bundle is all-or-nothing.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.errors import Gone, NotFound
+from fhir_server.resources.compartment import compartment_patient_ids
 from fhir_server.resources.db import resources, versions
 from fhir_server.resources.sealing import RecordSealer
 from fhir_server.resources.types import check_type
@@ -59,6 +60,10 @@ class ResourceStore:
         self.keyring = keyring
         self.sealer = RecordSealer(keyring)
         self.blind = keyring.blind_index()
+        # Called with the Writer after its last write and before COMMIT (the HTTP
+        # layer stores the request's AuditEvents here, so a write and its audit
+        # commit or roll back together). An exception rolls the whole unit back.
+        self.before_commit: Callable[[Writer], None] | None = None
 
     # -- units of work ------------------------------------------------------
     @contextmanager
@@ -67,19 +72,31 @@ class ResourceStore:
             yield conn
 
     def prepare_keys(self, resources_to_write: list[dict]) -> None:
-        """Create the data keys these resources will be sealed under, before writing."""
+        """Create the data keys these resources will be sealed under, before writing.
+
+        Also those of every other patient whose compartment holds them: the
+        AuditEvent of the write, stored in the same transaction, is sealed under
+        the key of each patient it names."""
         from fhir_server.resources.writer import patient_of
 
-        for scope in {self.sealer.scope_for(patient_of(r)) for r in resources_to_write}:
+        scopes = set()
+        for resource in resources_to_write:
+            scopes.add(self.sealer.scope_for(patient_of(resource)))
+            if resource.get("resourceType") != "Patient":
+                scopes.update(self.sealer.scope_for(p) for p in compartment_patient_ids(resource))
+        for scope in scopes:
             self.sealer.ensure_key(scope)
 
     @contextmanager
-    def unit_of_work(self, prepare: list[dict] = (), policy=None) -> Iterator[Writer]:
+    def unit_of_work(
+        self, prepare: list[dict] = (), policy=None, *, hooks: bool = True
+    ) -> Iterator[Writer]:
         """One database transaction; commits on success, rolls back on any error.
 
         ``prepare``: the resources about to be written, whose data keys must
         exist before the transaction opens. ``policy``: the request's
         :class:`~.access_policy.AccessPolicy`, checked on every write.
+        ``hooks``: run :attr:`before_commit` (False for the audit log's own units).
         """
         from fhir_server.resources.writer import Writer
 
@@ -87,6 +104,8 @@ class ResourceStore:
         with self.engine.begin() as conn:
             writer = Writer(self, conn, policy)
             yield writer
+            if hooks and self.before_commit is not None:
+                self.before_commit(writer)
             writer.flush()
 
     # -- reads --------------------------------------------------------------

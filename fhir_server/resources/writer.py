@@ -75,14 +75,23 @@ class Writer:
         self._version_rows: list[dict] = []
         self._journal_rows: list[dict] = []  # anchoring journal, same transaction
         self._new_resources: list[tuple[dict, dict]] = []  # (resources row, stored resource)
+        # What this transaction wrote, as (interaction, "Type/id", stored content or
+        # None after a delete): the request's AuditEvents are built from it (or from
+        # the policy's notes) and stored in this same transaction by the store's
+        # before-commit hook (ResourceStore.before_commit).
+        self.changes: list[tuple[str, str, dict | None]] = []
 
     # -- interactions -----------------------------------------------------------
     # Callers validate (validators.r4) before the transaction opens, so the
     # write lock is never held while pydantic runs; the writer trusts its input.
-    def create(self, resource: dict, *, res_id: str | None = None) -> WriteOutcome:
+    def create(
+        self, resource: dict, *, res_id: str | None = None, checked: bool = True
+    ) -> WriteOutcome:
+        """``checked=False``: not subject to the request's policy (the node's own
+        AuditEvents, written in the request's transaction)."""
         res_type = check_type(resource["resourceType"])
         res_id = res_id or ids.new_id()
-        if self.policy is not None:
+        if checked and self.policy is not None:
             self.policy.check_content("c", {**resource, "id": res_id})
         return self._write(res_type, res_id, resource, None, "POST")
 
@@ -227,9 +236,10 @@ class Writer:
             pk = self._move_pointer(res_type, res_id, current, deleted=resource is None, **pointer)
             if stored is not None:
                 self._buffer_index(pk, stored)
-        return WriteOutcome(
-            res_type, res_id, version_id, now, stored, created=current is None or current.deleted
-        )
+        created = current is None or current.deleted
+        interaction = "delete" if resource is None else "create" if created else "update"
+        self.changes.append((interaction, f"{res_type}/{res_id}", stored))
+        return WriteOutcome(res_type, res_id, version_id, now, stored, created=created)
 
     def _move_pointer(self, res_type: str, res_id: str, current: _Current, **values) -> int:
         result = self.conn.execute(
