@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from fhir_server.smart.scopes import NON_RESOURCE_SCOPES
+
 CAPABILITIES = [
     "launch-ehr",
     "launch-standalone",
@@ -20,14 +22,7 @@ CAPABILITIES = [
     "permission-v2",
 ]
 SCOPES_SUPPORTED = [
-    "openid",
-    "fhirUser",
-    "profile",
-    "launch",
-    "launch/patient",
-    "launch/encounter",
-    "offline_access",
-    "online_access",
+    *NON_RESOURCE_SCOPES,
     "patient/*.cruds",
     "user/*.cruds",
     "system/*.cruds",

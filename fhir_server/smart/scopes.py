@@ -14,18 +14,18 @@ from urllib.parse import parse_qsl
 CONTEXTS = ("patient", "user", "system")
 PERMISSION_ORDER = "cruds"
 V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
-NON_RESOURCE = frozenset(
-    {
-        "openid",
-        "fhirUser",
-        "profile",
-        "launch",
-        "launch/patient",
-        "launch/encounter",
-        "offline_access",
-        "online_access",
-    }
+# Scopes that name no resource type, in the order discovery lists them.
+NON_RESOURCE_SCOPES = (
+    "openid",
+    "fhirUser",
+    "profile",
+    "launch",
+    "launch/patient",
+    "launch/encounter",
+    "offline_access",
+    "online_access",
 )
+NON_RESOURCE = frozenset(NON_RESOURCE_SCOPES)
 _SCOPE = re.compile(r"^(patient|user|system)/([A-Z][A-Za-z]{0,63}|\*)\.([a-z*]+)(?:\?(.+))?$")
 _V2 = re.compile(r"^c?r?u?d?s?$")
 _WORDS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
