@@ -151,22 +151,11 @@ class Scenario:
     # -- 3. anchoring -----------------------------------------------------------------------
     def anchor_and_verify(self, actors: Actors) -> None:
         check = self.steps.check
-        anchored = actors.operator.post(f"{self.base}/$anchor", json={})
-        batches = (
-            [
-                p.get("part")
-                for p in anchored.json().get("parameter", [])
-                if p.get("name") == "batch"
-            ]
-            if anchored.ok
-            else []
-        )
-        root = part(batches[-1], "root", "") if batches else ""
-        block = part(batches[-1], "blockNumber") if batches else None
+        anchored, batch = self.anchor(actors.operator)
         check(
             "$anchor: Merkle root of the journal sent to the chain",
             anchored.status_code == 200,
-            f"root {root[:16]}…, block {block}",
+            f"root {str(part(batch, 'root', ''))[:16]}…, block {part(batch, 'blockNumber')}",
         )
         condition = self.first_condition(actors.patient)
         verified = actors.patient.get(f"{self.base}/Condition/{condition}/$verify")
@@ -213,20 +202,11 @@ class Scenario:
             written.status_code == 201,
             f"Location {written.headers.get('Location', '')[-40:]}",
         )
-        anchored = actors.operator.post(f"{self.base}/$anchor", json={})
-        batches = (
-            [
-                p.get("part")
-                for p in anchored.json().get("parameter", [])
-                if p.get("name") == "batch"
-            ]
-            if anchored.ok
-            else []
-        )
+        _, batch = self.anchor(actors.operator)
         check(
             "the write-back is anchored in a new block",
-            bool(batches),
-            f"block {part(batches[-1], 'blockNumber') if batches else None}",
+            batch is not None,
+            f"block {part(batch, 'blockNumber')}",
         )
         th = actors.doctor_th.get(conditions, params=query)
         check("TH doctor without consent is refused", th.status_code == 403)
@@ -281,6 +261,13 @@ class Scenario:
             verified.ok and param(verified.json(), "result") is False,
             str(param(verified.json(), "reason", f"HTTP {verified.status_code}")),
         )
+
+    def anchor(self, operator: requests.Session) -> tuple[requests.Response, list | None]:
+        """POST $anchor; returns the response and the parts of the last batch sent, if any."""
+        anchored = operator.post(f"{self.base}/$anchor", json={})
+        params = anchored.json().get("parameter", []) if anchored.ok else []
+        batches = [p.get("part") for p in params if p.get("name") == "batch"]
+        return anchored, batches[-1] if batches else None
 
     def first_condition(self, http: requests.Session) -> str:
         found = http.get(f"{self.base}/Condition", params={"patient": self.patient_id})

@@ -8,6 +8,8 @@ be introspected and revoked.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -15,12 +17,17 @@ import click
 from fhir_server.cli_options import DATA_DIR, DATABASE_URL
 
 
-def _service(data_dir: Path, database_url: str | None):
+@contextmanager
+def _service(data_dir: Path, database_url: str | None) -> Iterator:
+    """The node's SMART service for one command; the node is closed afterwards."""
     from fhir_server.node import Node, NodeConfig
     from fhir_server.smart.service import SmartService
 
     node = Node(NodeConfig(data_dir=data_dir, database_url=database_url))
-    return node, SmartService(node)
+    try:
+        yield SmartService(node)
+    finally:
+        node.close()
 
 
 @click.group()
@@ -42,15 +49,12 @@ def users_add(data_dir, database_url, username, role, fhir_user, password_file, 
         password = password_file.read_text().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    node, smart = _service(data_dir, database_url)
-    try:
+    with _service(data_dir, database_url) as smart:
         user = smart.users.add(username, role, fhir_user, password)
         click.echo(f"added {user.username} ({user.role}, {user.fhir_user})")
         if totp:
             secret = smart.users.enable_totp(username)
             click.echo(f"TOTP secret (add it to an authenticator app): {secret}")
-    finally:
-        node.close()
 
 
 @users.command("totp")
@@ -61,26 +65,20 @@ def users_totp(data_dir, database_url, username) -> None:
     """Enable (or renew) a user's TOTP second factor and print its secret."""
     from fhir_server.smart.credentials import provisioning_uri
 
-    node, smart = _service(data_dir, database_url)
-    try:
+    with _service(data_dir, database_url) as smart:
         secret = smart.users.enable_totp(username)
         click.echo(f"TOTP secret: {secret}")
         click.echo(provisioning_uri(secret, username))
-    finally:
-        node.close()
 
 
 @users.command("list")
 @DATA_DIR
 @DATABASE_URL
 def users_list(data_dir, database_url) -> None:
-    node, smart = _service(data_dir, database_url)
-    try:
+    with _service(data_dir, database_url) as smart:
         for user in smart.users.list():
             flag = " totp" if user.totp_enabled else ""
             click.echo(f"{user.username}\t{user.role}\t{user.fhir_user}{flag}")
-    finally:
-        node.close()
 
 
 @click.group()
@@ -105,8 +103,7 @@ def clients_add(
 ) -> None:
     """Register a client; a symmetric client's secret is shown once."""
     jwks = json.loads(jwks_file.read_text()) if jwks_file else None
-    node, smart = _service(data_dir, database_url)
-    try:
+    with _service(data_dir, database_url) as smart:
         client, secret = smart.clients.add(
             client_id,
             kind,
@@ -119,21 +116,16 @@ def clients_add(
         click.echo(f"added {client.client_id} ({client.kind})")
         if secret:
             click.echo(f"client secret (shown once): {secret}")
-    finally:
-        node.close()
 
 
 @clients.command("list")
 @DATA_DIR
 @DATABASE_URL
 def clients_list(data_dir, database_url) -> None:
-    node, smart = _service(data_dir, database_url)
-    try:
+    with _service(data_dir, database_url) as smart:
         for client in smart.clients.list():
             uris = " ".join(client.redirect_uris)
             click.echo(f"{client.client_id}\t{client.kind}\t{client.scope}\t{uris}")
-    finally:
-        node.close()
 
 
 @clients.command("remove")
@@ -141,13 +133,10 @@ def clients_list(data_dir, database_url) -> None:
 @DATABASE_URL
 @click.option("--client-id", required=True)
 def clients_remove(data_dir, database_url, client_id) -> None:
-    node, smart = _service(data_dir, database_url)
-    try:
+    with _service(data_dir, database_url) as smart:
         if not smart.clients.remove(client_id):
             raise ValueError(f"no client {client_id!r}")
         click.echo(f"removed {client_id}")
-    finally:
-        node.close()
 
 
 @click.command("token")
@@ -171,8 +160,7 @@ def token(data_dir, database_url, scope, client_id, username, patient, base_url,
 
     if patient and not username:
         raise click.UsageError("--patient needs --user")
-    node, smart = _service(data_dir, database_url)
-    try:
+    with _service(data_dir, database_url) as smart:
         token = issue_operator_token(
             smart,
             base_url,
@@ -183,8 +171,6 @@ def token(data_dir, database_url, scope, client_id, username, patient, base_url,
             lifetime=lifetime,
         )
         click.echo(token)
-    finally:
-        node.close()
 
 
 def register(main: click.Group) -> None:
