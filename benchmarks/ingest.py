@@ -21,6 +21,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from queue import Empty, Queue
 
 import requests
 
@@ -77,27 +78,36 @@ def auth_headers(data_dir: Path, database_url: str | None, base: str) -> dict:
     return {"Authorization": f"Bearer {token}"} if result.returncode == 0 and token else {}
 
 
-def _post_all(base: str, bodies: list[bytes], headers: dict) -> list[float]:
+def _post_from(base: str, queue: Queue, headers: dict) -> list[float]:
     session = requests.Session()
     session.headers.update({"Content-Type": "application/fhir+json", **headers})
     timings = []
-    for body in bodies:
+    while True:
+        try:
+            body = queue.get_nowait()
+        except Empty:
+            return timings
         t0 = time.perf_counter()
         response = session.post(base, data=body, timeout=600)
         timings.append(time.perf_counter() - t0)
         if response.status_code != 200:
             raise SystemExit(f"HTTP {response.status_code} {response.text[:300]}")
-    return timings
 
 
 def ingest(base: str, files: list[Path], headers: dict, clients: int):
-    """Post every bundle; ``clients`` concurrent posters share the files round-robin."""
+    """Post every bundle with ``clients`` concurrent posters pulling from one queue,
+    largest bundle first (as a bulk loader would: no client sits idle while the
+    other still has a long tail of work)."""
     bodies = [path.read_bytes() for path in files]
-    total = sum(len(json.loads(body).get("entry", [])) for body in bodies)
-    shares = [bodies[i::clients] for i in range(clients)]
+    sizes = {id(body): len(json.loads(body).get("entry", [])) for body in bodies}
+    total = sum(sizes.values())
+    queue: Queue = Queue()
+    for body in sorted(bodies, key=lambda b: sizes[id(b)], reverse=True):
+        queue.put(body)
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        per_client = list(pool.map(lambda share: _post_all(base, share, headers), shares))
+        runs = [pool.submit(_post_from, base, queue, headers) for _ in range(clients)]
+        per_client = [run.result() for run in runs]
     seconds = time.perf_counter() - started
     return total, [t for timings in per_client for t in timings], seconds
 

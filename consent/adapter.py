@@ -91,7 +91,9 @@ class NodeConsent:
             .where(compartments.c.patient_id == patient_id, resources.c.res_type == "Consent")
             .order_by(resources.c.res_id)
         )
-        with self.node.engine.connect() as conn:
+        # store.connect(): inside a read's request transaction, the same snapshot the
+        # decision and its AuditEvent are taken in.
+        with self.node.store.connect() as conn:
             return tuple(tuple(row) for row in conn.execute(query))
 
     # -- the hook -----------------------------------------------------------------

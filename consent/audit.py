@@ -4,8 +4,14 @@ Flask-free: each function returns an R4 AuditEvent dict with *who* (user, client
 application, node and its country), *what* (entity references, the query of a
 search), *when* (``recorded``), *why* (``purposeOfEvent``) and the *outcome*.
 The patient is an entity (role Patient), so the event lands in the patient's
-compartment and shows in their access log -- except the erasure event, which
-names the erased patient by identifier only (see :mod:`fhir_server.operations.erase`).
+compartment and shows in their access log.
+
+The events are the node's legal record, sealed under the node key and kept after a
+patient's erasure: they carry references, ids, codes and the server's own reasons,
+never clinical content. The exceptions are inputs a person typed for the record:
+the query of a search (reduced by :mod:`consent.audit_query` before it gets here)
+and a break-glass justification (the accountable reason for emergency access,
+which the patient must be able to read).
 """
 
 from __future__ import annotations
@@ -232,38 +238,51 @@ def break_glass(patient_id: str, justification: str, granted: bool, **who) -> di
     )
 
 
-def token_use(jti: str, scope: str, **who) -> dict:
-    """An access token was used (BALP: OAuth token use); the token itself is never stored."""
+_TOKEN_OPERATIONS = {
+    "use": ("token-use", "Access token use", "E"),
+    "issue": ("token-issue", "Access token issued", "C"),
+    "revoke": ("token-revoke", "Access token revoked", "D"),
+}
+
+
+def token_use(
+    jti: str,
+    scope: str,
+    *,
+    operation: str = "use",
+    grant: str | None = None,
+    patient_id: str | None = None,
+    **who,
+) -> dict:
+    """An access token was issued, used or revoked (BALP: OAuth token use). The
+    token is named by its ``jti``; the token itself is never stored."""
+    code, display, action = _TOKEN_OPERATIONS[operation]
+    details = [{"type": "scope", "valueString": scope}]
+    if grant:
+        details.append({"type": "grant_type", "valueString": grant})
     entity = {
         "what": {"identifier": {"system": JTI_SYSTEM, "value": jti}},
         "type": _coding(ENTITY_TYPE, "2"),
         "role": _coding(OBJECT_ROLE, "13", "Security Resource"),
-        "detail": [{"type": "scope", "valueString": scope}],
+        "detail": details,
     }
     return event(
-        _coding(PHRX_EVENT, "token-use", "Access token use"),
-        "E",
+        _coding(PHRX_EVENT, code, display),
+        action,
         event_type=_coding(DCM, "110114", "User Authenticated"),
         entities=(entity,),
+        patient_id=patient_id,
         **who,
     )
 
 
 def erasure(patient_id: str, **who) -> dict:
-    """The patient's record was crypto-shredded; names the patient by identifier only.
-
-    A patient erasing their own record is named by identifier too: a reference to
-    ``Patient/<id>`` would seal this event under the key being destroyed."""
-    if who.get("user") == f"Patient/{patient_id}":
-        who = {**who, "user": None, "identifiers": ((PATIENT_ID_SYSTEM, patient_id),)}
-    entity = {
-        "what": {"identifier": {"system": PATIENT_ID_SYSTEM, "value": patient_id}},
-        "type": _coding(ENTITY_TYPE, "1"),
-        "role": _coding(OBJECT_ROLE, "1", "Patient"),
-    }
+    """The patient's record was crypto-shredded. The event names the patient by
+    reference, so it stays in their access log: AuditEvents are sealed under the
+    node key (:mod:`consent.audit_store`), not under the key being destroyed."""
     return event(
         _coding(PHRX_EVENT, "erase", "Erasure (crypto-shredding)"),
         "D",
-        entities=(entity,),
+        patient_id=patient_id,
         **who,
     )

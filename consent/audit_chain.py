@@ -63,6 +63,11 @@ class AuditChain:
 
     def append(self, event: dict) -> dict:
         """A copy of ``event`` linked to the previous one; the head moves to it."""
+        return self.link(event)[0]
+
+    def link(self, event: dict) -> tuple[dict, bytes]:
+        """Like :meth:`append`, also returning the canonical bytes the digest was taken
+        of (the anchoring leaf hashes the same bytes: computed once per event)."""
         with self._lock:
             sequence = self._head.sequence + 1
             link = {
@@ -74,8 +79,9 @@ class AuditChain:
             }
             others = [e for e in event.get("extension") or [] if e.get("url") != CHAIN_EXT]
             chained = {**event, "extension": [*others, link]}
-            self._head = Head(sequence, event_digest(chained))
-            return chained
+            canonical = canonical_bytes(chained)
+            self._head = Head(sequence, hashlib.sha256(canonical).hexdigest())
+            return chained, canonical
 
 
 def verify_chain(events: list[dict], head: Head | None = None) -> ChainReport:

@@ -195,14 +195,6 @@ def _route_writes(access, node, changes) -> list[dict]:
     return events
 
 
-def same_event(event: dict) -> tuple:
-    """What makes two AuditEvents of one request the same record of one access."""
-    return (
-        tuple(c.get("code") for c in event.get("subtype") or []),
-        tuple(sorted(e.get("what", {}).get("reference", "") for e in event.get("entity") or [])),
-    )
-
-
 def _finish(built: dict, access, patient: str | None) -> dict:
     """Entities: the patient (whose log shows the event), the records, then the token
     used (BALP token use: its id, never the token), capped at MAX_ENTITIES."""

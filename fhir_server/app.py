@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from fhir_server.api.audit_hook import record_audit
+from fhir_server.api.audit_hook import end_request, record_audit
 from fhir_server.api.http import fhir_response
 from fhir_server.errors import FHIRError, Issue, operation_outcome
 from fhir_server.node import Node, NodeConfig
@@ -53,6 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
     init_smart(app, node)  # SMART authorization server + bearer-token before_request hook
     app.after_request(record_audit)  # one AuditEvent per access to patient data
+    app.teardown_request(end_request)  # never leave a request transaction open
     _register_error_handlers(app)
     return app
 

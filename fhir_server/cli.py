@@ -71,7 +71,7 @@ def serve(
 ) -> None:
     """Serve the FHIR API with gunicorn (production WSGI server)."""
     from fhir_server.node import Node, NodeConfig
-    from fhir_server.serving import check_loopback, configure_logging, serve_gunicorn
+    from fhir_server.serving import check_loopback, configure_logging, serve_gunicorn, settle_heap
 
     warning = check_loopback(host)
     if warning:
@@ -106,7 +106,9 @@ def serve(
         from fhir_server.resources.types import supported_types
 
         supported_types()  # import every R4B model now, not on the first request
-        return create_app({"NODE": Node(config)})
+        app = create_app({"NODE": Node(config)})
+        settle_heap()
+        return app
 
     try:
         serve_gunicorn(factory, host, port, workers)

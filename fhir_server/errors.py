@@ -153,3 +153,14 @@ class IntegrityFailure(FHIRError):
 
     status = 500
     code = "exception"
+
+
+class AuditFailure(FHIRError):
+    """500: the access could not be recorded in the audit log, so it did not happen.
+
+    Issue 6: every access to patient data is audited in the transaction that
+    decides it; when the AuditEvent cannot be stored, the data is not served.
+    """
+
+    status = 500
+    code = "exception"

@@ -31,45 +31,6 @@ V3_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_INTERP = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 
-# English displays (CMS ICD-10-CM, public domain) for the fixture codes and
-# common chronic diseases. The Chinese name always comes from the export.
-ICD10CM_EN = {
-    "E11.9": "Type 2 diabetes mellitus without complications",
-    "E11.65": "Type 2 diabetes mellitus with hyperglycemia",
-    "E11.22": "Type 2 diabetes mellitus with diabetic chronic kidney disease",
-    "E10.9": "Type 1 diabetes mellitus without complications",
-    "E78.5": "Hyperlipidemia, unspecified",
-    "E78.00": "Pure hypercholesterolemia, unspecified",
-    "I10": "Essential (primary) hypertension",
-    "I11.9": "Hypertensive heart disease without heart failure",
-    "I25.10": "Atherosclerotic heart disease of native coronary artery without angina pectoris",
-    "I48.91": "Unspecified atrial fibrillation",
-    "I50.9": "Heart failure, unspecified",
-    "I63.9": "Cerebral infarction, unspecified",
-    "G46.3": "Brain stem stroke syndrome",
-    "G40.909": ("Epilepsy, unspecified, not intractable, without status epilepticus"),
-    "R80.9": "Proteinuria, unspecified",
-    "N18.3": "Chronic kidney disease, stage 3 (moderate)",
-    "N18.9": "Chronic kidney disease, unspecified",
-    "J44.9": "Chronic obstructive pulmonary disease, unspecified",
-    "J45.909": "Unspecified asthma, uncomplicated",
-    "J06.9": "Acute upper respiratory infection, unspecified",
-    "J00": "Acute nasopharyngitis [common cold]",
-    "B18.1": "Chronic viral hepatitis B without delta-agent",
-    "B18.2": "Chronic viral hepatitis C",
-    "K21.9": "Gastro-esophageal reflux disease without esophagitis",
-    "K05.30": "Chronic periodontitis, unspecified",
-    "K02.9": "Dental caries, unspecified",
-    "M54.5": "Low back pain",
-    "M17.9": "Osteoarthritis of knee, unspecified",
-    "M25.561": "Pain in right knee",
-    "F32.9": "Major depressive disorder, single episode, unspecified",
-    "G47.00": "Insomnia, unspecified",
-    "E03.9": "Hypothyroidism, unspecified",
-    "N40.0": "Benign prostatic hyperplasia without lower urinary tract symptoms",
-    "Z23": "Encounter for immunization",
-}
-
 # Chinese vaccine names (NFKC, spaces removed) -> CVX. Most specific first.
 VACCINE_CVX: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("六合一",), "146", "DTaP,IPV,Hib,HepB"),

@@ -23,6 +23,7 @@ from lxml import etree
 
 from fhir_server.errors import BadRequest, BusinessRule, PayloadTooLarge, UnsupportedMediaType
 
+from .gcpause import gc_paused
 from .spec import BDATA_FIELDS, CHILD_KEY, FIELDS, IGNORED_SECTIONS, NO_DATA, SECTIONS
 
 try:  # optional: AES-encrypted zips
@@ -94,8 +95,9 @@ def parse_export(
     fmt, text = _sniff(payload)
     if filename and not filename.lower().endswith((f".{fmt}", ".zip")):
         warnings.append(f"file name extension does not match the detected {fmt} content")
-    raw = _load_json(text, limits) if fmt == "json" else _load_xml(payload, text, limits)
-    export = _normalise(raw, fmt, container, sha, filename, limits)
+    with gc_paused():  # a large, acyclic tree of rows (see gcpause)
+        raw = _load_json(text, limits) if fmt == "json" else _load_xml(payload, text, limits)
+        export = _normalise(raw, fmt, container, sha, filename, limits)
     export.warnings[:0] = warnings
     return export
 

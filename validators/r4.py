@@ -14,10 +14,12 @@ from functools import cache
 from pydantic import ValidationError
 
 from fhir_server.errors import InvalidResource, Issue
+from validators import model_cache
 from validators.bindings import check_required_bindings
 from validators.rules import check_business_rules
 
 MAX_ISSUES = 20
+model_cache.install()  # memoised validation of repeated elements (see its docstring)
 
 
 @cache

@@ -55,12 +55,25 @@ class DataKeyStore(Protocol):
     def delete(self, scope: str) -> bool: ...
 
 
+@runtime_checkable
+class GenerationalDataKeyStore(DataKeyStore, Protocol):
+    """A store shared by several processes that marks every key destruction.
+
+    ``generation()`` is an opaque value that changes whenever ``delete`` runs (in
+    the same transaction as the deletion); :meth:`KeyRing.refresh` compares it to
+    drop keys another process destroyed. It must be cheap: called once per request.
+    """
+
+    def generation(self) -> str: ...
+
+
 class MemoryDataKeyStore:
     """Dict-backed store for tests (insert-if-absent, like a DB unique key)."""
 
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._deletions = 0
 
     def get(self, scope: str) -> bytes | None:
         return self._data.get(scope)
@@ -71,7 +84,11 @@ class MemoryDataKeyStore:
 
     def delete(self, scope: str) -> bool:
         with self._lock:
+            self._deletions += 1
             return self._data.pop(scope, None) is not None
+
+    def generation(self) -> str:
+        return str(self._deletions)
 
 
 class KeyRing:
@@ -87,6 +104,7 @@ class KeyRing:
         self._cache: dict[str, bytes] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._generation: str | None = None  # of the store, when the cache was last checked
 
     def __repr__(self) -> str:
         return f"KeyRing(store={self._store!r}, cached_scopes={len(self._cache)})"
@@ -129,12 +147,25 @@ class KeyRing:
     def destroy(self, scope: str) -> bool:
         """Crypto-shred ``scope``: delete the wrapped key and forget the cached one.
 
-        Other KeyRings (other worker processes) that already cached the key keep
-        it until they restart; multi-worker deployments must tell them to drop it.
+        Other KeyRings (other worker processes) that cached the key drop it at their
+        next :meth:`refresh` (a generational store marks every deletion).
         """
         with self._scope_lock(scope):
             self._cache.pop(scope, None)
             return self._store.delete(scope)
+
+    def refresh(self) -> None:
+        """Forget every cached key if any key was destroyed since the last check --
+        by this process or another sharing the store. Callers run it before each
+        unit of work (a request): one small read of the store's generation marker.
+        The surviving keys are unwrapped again on their next use."""
+        if not isinstance(self._store, GenerationalDataKeyStore):
+            return
+        current = self._store.generation()
+        if current != self._generation:
+            with self._locks_guard:
+                self._cache.clear()
+            self._generation = current
 
     def blind_index(self) -> BlindIndex:
         """The node's blind index (key derived from the master key)."""

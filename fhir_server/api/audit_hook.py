@@ -1,19 +1,24 @@
-"""Write the request's AuditEvent(s): writes in their own transaction, reads after.
+"""Write the request's AuditEvent(s): in the transaction of the access they record.
 
 The request's access policy (:func:`fhir_server.api.guard.policy`) noted what the
 token was shown, what it wrote and what consent withheld; these hooks turn that
 into AuditEvents (:mod:`consent.request_audit`) and chain them into the node's
-audit log (:mod:`consent.audit_log`: the normal writer, so journaled and anchored
-like any record, plus the hash chain).
+audit log (:mod:`consent.audit_store`: sealed under the node key, journaled and
+anchored like any record, on the hash chain).
 
-* :func:`audit_writes` (the store's ``before_commit``, installed by :func:`begin`)
-  stores the events of a write -- create / update / delete, each transaction or
-  batch entry, ``$import-mhb``, ``$share`` -- in the write's own transaction, just
-  before COMMIT: if the audit cannot be written the write rolls back (500), so no
-  change is ever stored without its AuditEvent.
-* :func:`record_audit` (``after_request``) writes the rest (reads, searches,
-  refusals, failed writes) once the response is known, before it is sent. Fail
-  closed: when that fails the client gets a 500 instead of the data.
+* Reads (read, vread, search, history, ``$everything``, ``$summary``; see
+  :func:`is_read_request`) run in ONE request transaction opened by :func:`begin`
+  (``ResourceStore.begin_request``): the consent decision, the data and the
+  AuditEvent -- a denial's too -- are read and written in it, and
+  :func:`record_audit` commits it before the response is sent. A failed audit
+  write rolls it back and the client gets a 500 OperationOutcome, not the data.
+* :func:`audit_writes` (the store's ``before_commit``) stores the events of a
+  write -- create / update / delete, each transaction or batch entry,
+  ``$import-mhb``, ``$share`` -- in the write's own transaction, just before
+  COMMIT: if the audit cannot be written the write rolls back (500).
+* Anything else (refused or failed writes, ``$verify``) is recorded by
+  :func:`record_audit` in a transaction of its own once the response is known,
+  before it is sent; fail closed as above.
 """
 
 from __future__ import annotations
@@ -23,22 +28,40 @@ import logging
 
 from flask import current_app, g, has_request_context, request
 
-from consent import audit_log
-from consent.audit_log import ensure_head, record_all, record_in
-from consent.request_audit import Response, same_event
+from consent import audit_query, audit_store
+from consent.audit_log import record_all, record_in
+from consent.request_audit import Response
 from fhir_server.api.http import fhir_response
 from fhir_server.errors import Issue, operation_outcome
 
 log = logging.getLogger("phrx")
 FHIR_PREFIX = "/fhir"
+# Read operations run in the request transaction; $verify / $provenance are left
+# out: they may wait on the chain, which must not happen under the write lock.
+_READ_POSTS = ("/_search", "/$everything", "/$summary")
+_CHAIN_READS = ("/$verify", "/$provenance")
+
+
+def is_read_request() -> bool:
+    if request.method in ("GET", "HEAD"):
+        return not request.path.endswith(_CHAIN_READS)
+    return request.method == "POST" and request.path.endswith(_READ_POSTS)
 
 
 def begin(node) -> None:
-    """Called once per request with its policy: the chain head exists (created
-    outside any write transaction) and the store audits writes before COMMIT."""
-    ensure_head(node.store.engine)
-    if node.store.before_commit is not audit_writes:
-        node.store.before_commit = audit_writes
+    """Called once per request with its policy, before any access is decided: the
+    chain head and the node key exist (created outside any write transaction), the
+    store audits writes before COMMIT, and a read opens its request transaction
+    (which also drops data keys another process destroyed; writes check that in
+    ``unit_of_work``)."""
+    store = node.store
+    audit_store.prepare(store)
+    if store.before_commit is not audit_writes:
+        store.before_commit = audit_writes
+    if is_read_request():
+        g.phrx_transaction = store.begin_request()
+    else:
+        store.keyring.refresh()
 
 
 def audit_writes(writer) -> None:
@@ -52,42 +75,50 @@ def audit_writes(writer) -> None:
         return
     node = current_app.extensions["phrx.node"]
     events = current.audit.take_writes(current.access, node, _exchange(200), writer.changes)
-    # Built by the tested builders: not re-validated while the write lock is held.
-    stored = record_in(writer, events, validate=False)
-    if stored:
-        g.setdefault("phrx_audited", []).extend(stored)
-
-
-def _recorded_in_transaction(event: dict) -> dict | None:
-    if not has_request_context():
-        return None
-    key = same_event(event)
-    return next((e for e in g.get("phrx_audited", ()) if same_event(e) == key), None)
-
-
-audit_log.recorded_in_transaction = _recorded_in_transaction
+    record_in(writer, events)
 
 
 def record_audit(response):
+    """``after_request``: store the request's remaining events and commit the request
+    transaction; a failure is a 500 OperationOutcome instead of the response."""
+    transaction = g.pop("phrx_transaction", None)
     current = g.get("phrx_policy")
-    if current is None or current.audit is None:
-        return response  # the request never reached the resource policy
-    node = current_app.extensions["phrx.node"]
-    exchange = _exchange(response.status_code, response)
     try:
-        record_all(node.store, current.audit.events(current.access, node, exchange))
+        if current is not None and current.audit is not None:
+            node = current_app.extensions["phrx.node"]
+            exchange = _exchange(response.status_code, response)
+            events = current.audit.events(current.access, node, exchange)
+            if transaction is not None:
+                audit_store.append(node.store, transaction.conn, events)
+            else:
+                record_all(node.store, events)
+        if transaction is not None:
+            transaction.commit()
     except Exception:
+        if transaction is not None:
+            transaction.rollback()
         log.exception("could not write the AuditEvent of %s %s", request.method, request.path)
         body = operation_outcome([Issue("exception", "The access could not be audited.")])
         return fhir_response(body, 500)
     return response
 
 
+def end_request(_error=None) -> None:
+    """``teardown_request``: a request transaction still open (the response never
+    reached :func:`record_audit`) is rolled back, never left bound to the thread."""
+    transaction = g.pop("phrx_transaction", None)
+    if transaction is not None and transaction.open:
+        transaction.rollback()
+
+
 def _exchange(status: int, response=None) -> Response:
+    path = request.path.removeprefix(FHIR_PREFIX).strip("/")
+    blind = current_app.extensions["phrx.node"].store.blind
     return Response(
         method=request.method,
-        path=request.path.removeprefix(FHIR_PREFIX).strip("/"),
-        query=request.query_string.decode("latin-1"),
+        path=path,
+        # Ids and controls only: the event outlives the patient's erasure.
+        query=audit_query.reduce(path, request.query_string.decode("latin-1"), blind),
         status=status,
         diagnostics=_diagnostics(response) if response is not None and status >= 400 else "",
     )

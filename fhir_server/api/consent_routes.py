@@ -10,9 +10,12 @@ hook so with :func:`guard.audited_by_route`).
 
 ``$summary`` inputs for break-glass: ``purpose`` (ETREAT | BTG) and
 ``justification`` (query parameters; the token context may carry them instead).
-``$share`` reads a foreign node's encryption public key through
-``app.config["PHRX_NODE_PUBLIC_KEY"]``: ``callable(country) -> public key | None``
-(the chain's AuthorityRegistry, once federation provides it).
+``$share`` takes a foreign node's encryption public key from the chain's
+AuthorityRegistry when the node is connected to one (:mod:`federation.authority_keys`),
+else from ``app.config["PHRX_NODE_PUBLIC_KEY"]``: ``callable(country) -> key | None``.
+Its Consent writes are audited with them (the store's before-commit hook) and the
+disclosure of a released key in the same transaction; ``$erase`` stores its
+erasure event in the erasure's transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from flask import Blueprint, current_app, g, request
 from consent import audit
 from consent.audit_log import record
 from consent.engine import SUMMARY_OPERATION
+from federation import authority_keys
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, negotiate, read_json_body
 from fhir_server.errors import Forbidden
@@ -102,10 +106,8 @@ def patient_erase(patient_id: str):
     ids.check_id(patient_id, "patient id")
     guard.patient_or_admin(patient_id, "erase a patient's record")
     guard.audited_by_route()
-    store = _node().store
-    result = erase.erase_patient(store, patient_id)
-    # Recorded on the chain once the key is gone; it names the patient by identifier.
-    result.audit_event_id = record(store, audit.erasure(patient_id, **_who()))["id"]
+    event = audit.erasure(patient_id, **_who())
+    result = erase.erase_patient(_node().store, patient_id, audit_event=event)
     return fhir_response(result.to_parameters())
 
 
@@ -116,20 +118,15 @@ def patient_share(patient_id: str):
     guard.audited_by_route()
     node = _node()
     req = share.parse_parameters(read_json_body())
+    who = _who()
     result = share.share(
         node.store,
         patient_id,
         req,
         home_country=node.config.anchor_country,
-        recipient_key=current_app.config.get("PHRX_NODE_PUBLIC_KEY"),
+        recipient_key=authority_keys.for_node(node, current_app.config.get("PHRX_NODE_PUBLIC_KEY")),
+        disclosure=lambda refs, country: audit.disclosure(refs, patient_id, country, **who),
     )
-    who = _who()
-    for consent in result.consents:
-        build = audit.update if result.revoked else audit.create
-        record(node.store, build(f"Consent/{consent['id']}", patient_id, **who))
-    if result.released_to:
-        refs = [f"Consent/{c['id']}" for c in result.consents]
-        record(node.store, audit.disclosure(refs, patient_id, result.released_to, **who))
     _consent_changed(patient_id)
     return fhir_response(result.to_parameters(base_url()), 200 if result.revoked else 201)
 

@@ -17,10 +17,12 @@ services: it commits every patient's pending versions to the chain).
 
 Patient operations (``$summary``, ``$share``, ``$erase``, ``$import-mhb``) go
 through :func:`patient_operation` (scope + confinement to the token's patient)
-and :func:`patient_or_admin`. Auditing: :func:`record_audit` (an ``after_request``
-hook) writes the request's AuditEvent(s) from what the policy noted
-(:mod:`consent.request_audit`); writes are audited in their own transaction (the
-store's before-commit hook); see :mod:`fhir_server.api.audit_hook`.
+and :func:`patient_or_admin`. Auditing: the first :func:`policy` of a read opens
+the request transaction that the decision, the data and the AuditEvent share;
+:func:`record_audit` (an ``after_request`` hook) writes the request's AuditEvent(s)
+from what the policy noted (:mod:`consent.request_audit`) and commits it; writes
+are audited in their own transaction (the store's before-commit hook); see
+:mod:`fhir_server.api.audit_hook`.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def policy() -> AccessPolicy:
         consent = getattr(node, "consent", None)
         found = AccessPolicy(g.get("access"), node.store, consent, RequestAudit())
         g.phrx_policy = found
-        audit_hook.begin(node)  # writes are audited in their own transaction
+        audit_hook.begin(node)  # before any decision: a read's transaction opens here
     return found
 
 

@@ -4,18 +4,23 @@ Flask-free. In one transaction: every resource sealed under the patient's data
 key, or in that patient's compartment only, gets a deletion version; its
 blind-index rows (all ``sidx_*`` tables) and ``resource_compartments`` rows are
 removed; keys released to other nodes are forgotten; the erasure AuditEvent is
-written (node-scoped: it names the patient by identifier, not by reference, so it
-is not sealed under the key about to be destroyed). After the commit the
-patient's wrapped data key is deleted (``KeyRing.destroy``), so every version
-ever written for that patient -- still present as ciphertext -- can no longer be
-decrypted, not even with the node master key and full database access.
+written. After the commit the patient's wrapped data key is deleted
+(``KeyRing.destroy``), so every version ever written for that patient -- still
+present as ciphertext -- can no longer be decrypted, not even with the node
+master key and full database access.
+
+The node's own AuditEvents are left alone: they are its legal record of who accessed
+what, sealed under the node key (:mod:`consent.audit_store`) and carrying only
+references and ids, so after the erasure the patient's access log stays readable
+to the operator (``AuditEvent?patient=``) and the hash chain still verifies.
 
 Best effort, the key is also scrubbed from the database files: SQLite deletes
 it with ``secure_delete`` and truncates the WAL; PostgreSQL runs ``VACUUM
-data_keys``. Limits (documented, not solved here): anchoring leaf hashes stay
-(hashes of content with random ids, needed for the chain), copies released to
-other nodes must be erased there, and other worker processes drop their cached
-key only on restart (see ``KeyRing.destroy``).
+data_keys``. Other worker processes drop their cached copy of the key at their
+next request (``KeyRing.refresh`` sees the store's key generation change).
+Limits (documented, not solved here): anchoring leaf hashes stay (hashes of
+content with random ids, needed for the chain), and copies released to other
+nodes must be erased there.
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete, or_, select, update
 
+from consent import audit_store
 from fhir_server.errors import NotFound
 from fhir_server.resources import ids
 from fhir_server.resources.db import compartments, data_keys, metadata, resources, versions
-from vault.keyring import KeyRing
+from vault.keyring import NODE_SCOPE, KeyRing
 
 NAME = "erase"
 DEFINITION_URL = "https://phrx.example.org/fhir/OperationDefinition/Patient-erase"
 _CHUNK = 500
+_AUDIT = "AuditEvent"
 log = logging.getLogger("phrx.erase")
 
 
@@ -67,7 +74,7 @@ class ErasureResult:
 
 
 def erase_patient(store, patient_id: str, *, audit_event: dict | None = None) -> ErasureResult:
-    """Crypto-shred ``patient_id``; ``audit_event`` (no Patient reference) is stored with it."""
+    """Crypto-shred ``patient_id``; ``audit_event`` is stored in the same transaction."""
     ids.check_id(patient_id, "patient id")
     scope = KeyRing.patient_scope(patient_id)
     result = ErasureResult(patient_id)
@@ -79,8 +86,8 @@ def erase_patient(store, patient_id: str, *, audit_event: dict | None = None) ->
         ).first()
     if known is None:
         raise NotFound(f"Patient/{patient_id} is not known.")
-    prepare = [audit_event] if audit_event else []
-    with store.unit_of_work(prepare=prepare) as writer:
+    audit_store.prepare(store)
+    with store.unit_of_work() as writer:
         targets = _targets(writer.conn, patient_id, scope)
         for _pk, res_type, res_id, deleted in targets:
             if not deleted:
@@ -90,7 +97,7 @@ def erase_patient(store, patient_id: str, *, audit_event: dict | None = None) ->
         _drop_index_rows(writer.conn, [t[0] for t in targets], patient_id)
         _forget_released_keys(writer.conn, patient_id)
         if audit_event:
-            result.audit_event_id = writer.create(audit_event, res_id=audit_event.get("id")).res_id
+            result.audit_event_id = audit_store.append(store, writer.conn, [audit_event])[0]["id"]
     result.key_destroyed, result.scrubbed = _destroy_key(store, scope)
     log.info("erased patient scope=%s resources=%d", scope, len(result.resources))
     return result
@@ -98,7 +105,10 @@ def erase_patient(store, patient_id: str, *, audit_event: dict | None = None) ->
 
 def _targets(conn, patient_id: str, scope: str) -> list[tuple]:
     """(pk, type, id, deleted) of resources sealed under ``scope`` (any version) or
-    belonging to this patient's compartment alone."""
+    belonging to this patient's compartment alone -- except the node's own
+    AuditEvents (sealed under the node key). An AuditEvent a client posted, which
+    the generic writer sealed under the patient's key, is erased like any record:
+    left undeleted it would fail every search of the log once the key is gone."""
     ever_sealed = select(versions.c.res_type, versions.c.res_id).where(
         versions.c.key_scope == scope
     )
@@ -108,7 +118,13 @@ def _targets(conn, patient_id: str, scope: str) -> list[tuple]:
     shared = select(compartments.c.resource_pk).where(compartments.c.patient_id != patient_id)
     sealed_pairs = {tuple(r) for r in conn.execute(ever_sealed.distinct())}
     rows = conn.execute(
-        select(resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.deleted).where(
+        select(
+            resources.c.pk,
+            resources.c.res_type,
+            resources.c.res_id,
+            resources.c.deleted,
+            resources.c.key_scope,
+        ).where(
             or_(
                 resources.c.key_scope == scope,
                 resources.c.pk.in_(in_compartment) & resources.c.pk.not_in(shared),
@@ -116,7 +132,8 @@ def _targets(conn, patient_id: str, scope: str) -> list[tuple]:
             | resources.c.pk.in_(_pks_of(conn, sealed_pairs))
         )
     ).all()
-    return sorted({tuple(r) for r in rows}, key=lambda r: (r[1] != "Patient", r[1], r[2]))
+    found = {tuple(r[:4]) for r in rows if not (r[1] == _AUDIT and r[4] == NODE_SCOPE)}
+    return sorted(found, key=lambda r: (r[1] != "Patient", r[1], r[2]))
 
 
 def _pks_of(conn, pairs: set[tuple[str, str]]) -> list[int]:
@@ -141,8 +158,16 @@ def _drop_index_rows(conn, pks: list[int], patient_id: str) -> None:
         for table in index_tables:
             conn.execute(delete(table).where(table.c.resource_pk.in_(chunk)))
         conn.execute(delete(compartments).where(compartments.c.resource_pk.in_(chunk)))
-    # Shared resources stay (they are also another patient's), but leave this compartment.
-    conn.execute(delete(compartments).where(compartments.c.patient_id == patient_id))
+    # Shared resources stay (they are also another patient's), but leave this compartment;
+    # the patient's AuditEvents stay in it (the access log outlives the record).
+    audit_pks = select(resources.c.pk).where(
+        resources.c.res_type == _AUDIT, resources.c.key_scope == NODE_SCOPE
+    )
+    conn.execute(
+        delete(compartments).where(
+            compartments.c.patient_id == patient_id, compartments.c.resource_pk.not_in(audit_pks)
+        )
+    )
 
 
 def _forget_released_keys(conn, patient_id: str) -> None:

@@ -6,12 +6,14 @@ Flask-free: the HTTP route (fhir_server/api/import_routes.py) and the CLI
 Steps: the patient must exist (404) → :func:`mhb_import.parse_export` (its
 limits; 400 / 413 / 415 / 422 for a malformed or hostile file) →
 :func:`mhb_import.to_bundle` with this node's id namespace → authorisation of
-every resource type produced → R4 validation of every resource → ONE database
-transaction that PUTs every resource (the same ``interactions.update`` a
-transaction Bundle uses, so an identical PUT is a no-op and every real write is
-sealed, indexed and journaled for anchoring) and, when anything was created or
-changed, one Provenance recording the file's SHA-256, format and import time.
-Any failure rolls back everything.
+every resource type produced → comparison with the stored current versions
+(leaf hashes, one bulk look-up, nothing decrypted) → R4 validation of every new or
+changed resource → ONE database transaction that writes those (new ids through
+the writer's bulk insert, changed ones through the same ``interactions.update`` a
+transaction Bundle uses; every write sealed, indexed and journaled for anchoring)
+and, when anything was created or changed, one Provenance recording the file's
+SHA-256, format and import time. Identical resources are not written again. Any
+failure rolls back everything.
 
 Why not ``process_bundle``: a 10-year export maps to ~36,000 resources, over
 the Bundle limit of ``bundles.MAX_ENTRIES`` (10,000), and the Provenance must be
@@ -26,12 +28,12 @@ restarts, not guessable from the data, different on every node.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 
 from anchoring.canonical import leaf_hash
@@ -40,6 +42,7 @@ from fhir_server.resources import interactions
 from fhir_server.resources.db import resources, versions
 from fhir_server.resources.types import check_type
 from mhb_import import ParseLimits, parse_export, to_bundle
+from mhb_import.gcpause import gc_paused
 from validators.r4 import validate_resource
 
 NAME = "import-mhb"
@@ -197,8 +200,21 @@ def run(
     """Import ``data`` (an MHB export file) into ``patient_id``'s record on ``node``.
 
     ``access``: the request's AccessContext (None: no checks, e.g. the local CLI).
-    ``timings``: if given, filled with seconds per phase (parse, map, compare+validate, store).
+    ``timings``: if given, filled with seconds per phase (parse, map, compare, validate, store).
     """
+    # The mapped resources, their validation and the buffered rows of the write are
+    # ~2 million live objects without reference cycles (an import leaves < 100 cyclic
+    # objects behind); with the cyclic collector walking them again and again, a
+    # 10-year import took ~19 s instead of ~13.5 s (benchmark, median of 2 each).
+    with gc_paused():
+        return _import(
+            node, patient_id, data, password, filename, access, limits, imported_at, timings
+        )
+
+
+def _import(
+    node, patient_id, data, password, filename, access, limits, imported_at, timings
+) -> ImportOutcome:
     clock = _Clock(timings)
     store = node.store
     check_patient_access(access, patient_id)
@@ -220,31 +236,43 @@ def run(
         check_type(res_type)
     check_write_access(access, types)
     clock.lap("map")
-    # Resources identical to what is stored were validated when they were stored:
-    # only the others are validated (a re-import validates nothing but the Provenance).
+    # Resources identical to what is stored were validated when they were stored and
+    # are not written again: only the others are validated, sealed and indexed.
+    leaves = _Leaves()
     with store.connect() as conn:
         stored = _current_leaves(conn, clinical)
-    same = {_key(r) for r in clinical if _unchanged(r, stored.get(_key(r)))}
+    to_write = [r for r in clinical if not leaves.unchanged(r, stored.get(_key(r)))]
+    clock.lap("compare")
     validated: set[tuple[str, str]] = set()
-    for resource in [*clinical, provenance]:
-        if _key(resource) not in same:
-            _validate(resource, validated)
-    clock.lap("compare+validate")
+    for resource in to_write:
+        _validate(resource, validated)
+    if to_write:  # else the Provenance is written only if the store changed meanwhile
+        _validate_provenance(provenance, validated)
+    clock.lap("validate")
     outcome = ImportOutcome(
         patient_id=patient_id,
         imported_at=provenance["recorded"],
         summary=result.summary,
         counts={t: Counter({k: 0 for k in OUTCOMES}) for t in sorted(types - {"Provenance"})},
     )
+    # Only what will be written is prepared (data keys; the store may index it ahead
+    # of the write lock). An id that exists already has its key; the patient's key
+    # exists with the Patient, so a Provenance written after a concurrent change
+    # finds its key too.
+    prepare = [*to_write, provenance] if to_write else []
     changed = 0
     try:
-        with store.unit_of_work(prepare=entries) as writer:
-            current = stored if not stored else _current_leaves(writer.conn, clinical)
+        with store.unit_of_work(prepare=prepare) as writer:
+            # the authoritative look-up, under the write lock; skipped when nothing
+            # existed before (a concurrent first import then fails on the insert)
+            current = _current_leaves(writer.conn, clinical) if stored else {}
             for resource in clinical:
-                kind = _put(writer, resource, current.get(_key(resource)), validated)
+                kind = _put(writer, resource, current.get(_key(resource)), validated, leaves)
                 outcome.counts[resource["resourceType"]][kind] += 1
                 changed += kind != "unchanged"
             if changed:
+                if _key(provenance) not in validated:
+                    _validate_provenance(provenance, validated)
                 interactions.update(writer, "Provenance", provenance["id"], provenance)
                 outcome.provenance = f"Provenance/{provenance['id']}"
                 outcome.counts["Provenance"] = Counter(created=1, updated=0, unchanged=0)
@@ -280,15 +308,52 @@ def _validate(resource: dict, validated: set) -> None:
     validated.add(_key(resource))
 
 
-def _unchanged(resource: dict, current: tuple[bool, bytes | None] | None) -> bool:
-    """Same content as the stored current version: same leaf hash (canonical JSON
-    without meta and text), compared without decrypting anything."""
-    if current is None or current[0] or "meta" in resource:
-        return False
-    return current[1] == leaf_hash(resource)
+class _Leaves:
+    """Leaf hashes of the mapped resources, each computed once per import.
+
+    The leaf (canonical JSON without meta and text, stored for anchoring) tells an
+    unchanged resource apart without decrypting anything. Computed only for ids that
+    exist, before the transaction and reused under the write lock."""
+
+    def __init__(self) -> None:
+        self._leaves: dict[tuple[str, str], bytes] = {}
+
+    def unchanged(self, resource: dict, current: tuple[bool, bytes | None] | None) -> bool:
+        """Same content as the stored current version ``current`` (deleted, leaf)."""
+        if current is None or current[0] or "meta" in resource:
+            return False
+        key = _key(resource)
+        leaf = self._leaves.get(key)
+        if leaf is None:
+            leaf = self._leaves[key] = leaf_hash(resource)
+        return current[1] == leaf
 
 
-def _put(writer, resource: dict, current, validated: set) -> str:
+def _validate_provenance(provenance: dict, validated: set) -> None:
+    """Validate the import's Provenance without validating each target again.
+
+    ``target`` names every resource of the export (~36,500 for ten years). Each is
+    ``{"reference": "Type/id"}`` built by the mapper from a resource it produced, and
+    running every one through the R4 Reference model cost ~0.5-1 s per import. So the
+    Provenance is validated with its first target, and every target is checked to be
+    exactly a relative reference; anything else is validated in full."""
+    targets = provenance["target"]
+    if not all(type(t) is dict and t.keys() == {"reference"} and _is_ref(t) for t in targets):
+        _validate(provenance, validated)
+        return
+    _validate({**provenance, "target": targets[:1]}, set())
+    validated.add(_key(provenance))
+
+
+_RELATIVE_REF = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")
+
+
+def _is_ref(target: dict) -> bool:
+    ref = target["reference"]
+    return type(ref) is str and _RELATIVE_REF.match(ref) is not None
+
+
+def _put(writer, resource: dict, current, validated: set, leaves: _Leaves) -> str:
     """Write one resource; returns created / updated / unchanged.
 
     ``current`` is (deleted, leaf) of the stored current version, or None when
@@ -297,7 +362,7 @@ def _put(writer, resource: dict, current, validated: set) -> str:
     (which re-checks, seals, indexes and journals). A resource that was found
     unchanged before the transaction but changed since is validated here.
     """
-    if current is not None and _unchanged(resource, current):
+    if current is not None and leaves.unchanged(resource, current):
         return "unchanged"
     if _key(resource) not in validated:
         _validate(resource, validated)
@@ -310,27 +375,28 @@ def _put(writer, resource: dict, current, validated: set) -> str:
 
 
 def _current_leaves(conn, clinical: list[dict]) -> dict[tuple[str, str], tuple[bool, bytes]]:
-    """(type, id) -> (deleted, leaf) of the current stored version, for the ids given."""
+    """(type, id) -> (deleted, leaf) of the current stored version, for the ids given.
+
+    Plain driver SQL: through SQLAlchemy's expression layer, expanding 36,000 ids into
+    IN lists took ~0.4 s per look-up (profiled), several times the queries' own cost.
+    """
     by_type: dict[str, list[str]] = {}
     for r in clinical:
         by_type.setdefault(r["resourceType"], []).append(r["id"])
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     found: dict[tuple[str, str], tuple[bool, bytes]] = {}
-    join = resources.join(
-        versions,
-        and_(
-            versions.c.res_type == resources.c.res_type,
-            versions.c.res_id == resources.c.res_id,
-            versions.c.version_id == resources.c.version_id,
-        ),
-    )
     for res_type, res_ids in by_type.items():
         for start in range(0, len(res_ids), _CHUNK):
             chunk = res_ids[start : start + _CHUNK]
-            query = (
-                select(resources.c.res_id, resources.c.deleted, versions.c.leaf)
-                .select_from(join)
-                .where(resources.c.res_type == res_type, resources.c.res_id.in_(chunk))
-            )
-            for res_id, deleted, leaf in conn.execute(query):
+            # table and column names are our schema's; every value is a bound parameter
+            sql = _LEAVES_SQL.format(marker=marker, ids=", ".join(marker for _ in chunk))
+            for res_id, deleted, leaf in conn.exec_driver_sql(sql, (res_type, *chunk)):
                 found[(res_type, res_id)] = (bool(deleted), bytes(leaf) if leaf else None)
     return found
+
+
+_LEAVES_SQL = (
+    f"SELECT r.res_id, r.deleted, v.leaf FROM {resources.name} r "  # noqa: S608
+    f"JOIN {versions.name} v ON v.res_type = r.res_type AND v.res_id = r.res_id "
+    "AND v.version_id = r.version_id WHERE r.res_type = {marker} AND r.res_id IN ({ids})"
+)

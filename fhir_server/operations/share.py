@@ -12,9 +12,11 @@ Flask-free. Input Parameters (all optional except a recipient):
 
 A grant writes an active patient-privacy Consent through the normal write path
 (validated, sealed, journalled for anchoring). For a foreign node the patient's
-data key is released: wrapped for that node's encryption public key
-(:mod:`vault.release`) and kept in ``released_keys``. Revocation sets the
-matching Consents ``inactive`` and destroys their released keys.
+data key is released: wrapped for that node's encryption public key (looked up by
+``recipient_key``: the chain's AuthorityRegistry, see
+:mod:`federation.authority_keys`) and kept in ``released_keys``; the disclosure
+AuditEvent is stored in the same transaction, so no key leaves without its record.
+Revocation sets the matching Consents ``inactive`` and destroys their released keys.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric import x25519
 from sqlalchemy import insert, update
 
+from consent import audit_store
 from consent.codes import (
     ACT_CODE,
     ACT_REASON,
@@ -53,6 +56,8 @@ SHARE_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/share-id"
 DEFAULT_DAYS = 30
 
 PublicKeyLookup = Callable[[str], object | None]  # country -> encryption public key
+# (Consent references, recipient country) -> the disclosure AuditEvent
+DisclosureEvent = Callable[[list[str], str], dict]
 
 
 @dataclass
@@ -188,9 +193,11 @@ def share(
     *,
     home_country: str,
     recipient_key: PublicKeyLookup | None = None,
+    disclosure: DisclosureEvent | None = None,
     now: datetime | None = None,
 ) -> ShareResult:
-    """Grant or revoke; ``recipient_key(country)`` gives a foreign node's public key."""
+    """Grant or revoke; ``recipient_key(country)`` gives a foreign node's public key,
+    ``disclosure`` the AuditEvent of a key release (stored with it)."""
     ids.check_id(patient_id, "patient id")
     store.read("Patient", patient_id)  # 404 / 410
     now = now or datetime.now(UTC)
@@ -200,11 +207,15 @@ def share(
     consent = validate_resource(consent_for(patient_id, req, share_id, home_country, now))
     foreign = req.node is not None and req.node != home_country.upper()
     public_key = recipient_key(req.node) if foreign and recipient_key else None
+    audit_store.prepare(store)
     with store.unit_of_work(prepare=[consent]) as writer:
         written = interactions.create(writer, consent).resource
         if public_key is not None:
             row = release_key(store.keyring, patient_id, written["id"], req.node, public_key)
             writer.conn.execute(insert(released_keys).values(share_id=share_id, **row))
+            if disclosure is not None:
+                event = disclosure([f"Consent/{written['id']}"], req.node)
+                audit_store.append(store, writer.conn, [event])
     return ShareResult([written], share_id, req.node if public_key is not None else None)
 
 

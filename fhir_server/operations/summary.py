@@ -22,7 +22,8 @@ from sqlalchemy import select
 from consent.provisions import clinical_time
 from fhir_server.resources import ids
 from fhir_server.resources.db import compartments, resources
-from mhb_import.codes import ICD10CM_EN, TRANSLATION_EXT
+from mhb_import.codes import TRANSLATION_EXT
+from mhb_import.icd10cm import english_title
 from validators.r4 import validate_resource
 
 NAME = "summary"
@@ -204,7 +205,7 @@ def _label(resource: dict) -> str:
 def _english(coding: dict) -> str | None:
     if "icd-10-cm" not in (coding.get("system") or ""):
         return None
-    return ICD10CM_EN.get(coding.get("code") or "")
+    return english_title(coding.get("code") or "")
 
 
 def _with_english(resource: dict) -> dict:

@@ -8,8 +8,6 @@ back every entry. A batch runs each entry on its own and reports each result.
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field, replace
 
 from fhir_server.errors import (
@@ -193,25 +191,43 @@ def _to_prepare(entry: PlannedEntry) -> dict:
     return {**entry.resource, "id": new_id} if new_id else entry.resource
 
 
-# A "reference" member whose value is a JSON string, in json.dumps output.
-# An escaped quote inside a string can never produce this pattern.
-_REFERENCE_MEMBER = re.compile(r'"reference": ("(?:[^"\\]|\\.)*")')
-
-
 def _rewrite_refs(store, resource: dict, urn_map: dict, entry: PlannedEntry, policy) -> dict:
-    """A copy of ``resource`` with urn:uuid and conditional references resolved.
+    """``resource`` with urn:uuid and conditional references resolved.
 
-    Done on the serialized text (C encoder, regex, C decoder): walking large
-    Bundles member by member in Python cost more than validating them.
+    Copy-on-write: only the dicts and lists on the way to a changed reference are
+    copied; everything else is shared with ``resource`` (neither is mutated later).
     """
 
-    def swap(match: re.Match) -> str:
-        value = json.loads(match.group(1))
-        resolved = _resolve_reference(store, value, urn_map, entry, policy)
-        return '"reference": ' + json.dumps(resolved, ensure_ascii=False)
+    def resolve(value: str) -> str:
+        return _resolve_reference(store, value, urn_map, entry, policy)
 
-    text = json.dumps(resource, ensure_ascii=False)
-    return json.loads(_REFERENCE_MEMBER.sub(swap, text))
+    return _rewrite_node(resource, resolve)
+
+
+def _rewrite_node(node, resolve):
+    if type(node) is dict:
+        copy = None
+        for key, value in node.items():
+            if key == "reference" and type(value) is str:
+                new = resolve(value)
+            elif type(value) is dict or type(value) is list:
+                new = _rewrite_node(value, resolve)
+            else:
+                continue
+            if new is not value:
+                copy = copy if copy is not None else dict(node)
+                copy[key] = new
+        return node if copy is None else copy
+    if type(node) is list:
+        copy = None
+        for i, value in enumerate(node):
+            if type(value) is dict or type(value) is list:
+                new = _rewrite_node(value, resolve)
+                if new is not value:
+                    copy = copy if copy is not None else list(node)
+                    copy[i] = new
+        return node if copy is None else copy
+    return node
 
 
 def _resolve_reference(store, value: str, urn_map, entry: PlannedEntry, policy) -> str:

@@ -8,8 +8,8 @@ definition's ``link`` param, in the compartments of the patients it links).
 
 from __future__ import annotations
 
-from fhir_server.resources.indexer import param_values, reference_values
 from fhir_server.resources.search_params import params_for, patient_compartment_definition
+from fhir_server.resources.values import param_values, reference_values
 
 
 def patient_compartment_params(resource_type: str) -> tuple[str, ...]:

@@ -7,7 +7,8 @@ any other parameter type fails closed (the resource is treated as not matching).
 
 from __future__ import annotations
 
-from fhir_server.resources.indexer import (
+from fhir_server.resources.search_params import params_for
+from fhir_server.resources.values import (
     normalize,
     param_values,
     parse_reference,
@@ -15,7 +16,6 @@ from fhir_server.resources.indexer import (
     string_values,
     token_values,
 )
-from fhir_server.resources.search_params import params_for
 
 
 def meets(resource: dict, alternative: tuple[tuple[str, str], ...]) -> bool:

@@ -2,16 +2,25 @@
 
 Each call runs in its own short transaction: keys are created before a write
 transaction opens (see ``ResourceStore.prepare_keys``), never inside one.
+
+Every deletion (crypto-shredding) also changes a generation marker in
+``node_settings``, in the same transaction, so the key rings of other worker
+processes notice with one cheap read per request (``KeyRing.refresh``) and drop
+the key they cached.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select
+import uuid
+
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from fhir_server.resources import ids
-from fhir_server.resources.db import data_keys
+from fhir_server.resources.db import data_keys, node_settings
+
+GENERATION_SETTING = "data_key_generation"
 
 
 class SqlDataKeyStore:
@@ -40,6 +49,32 @@ class SqlDataKeyStore:
             pass
 
     def delete(self, scope: str) -> bool:
+        """Delete the wrapped key and mark the deletion (always, even when another
+        path deleted the row already: the marker is what other processes watch)."""
+        self._ensure_generation_row()
         with self.engine.begin() as conn:
             result = conn.execute(delete(data_keys).where(data_keys.c.scope == scope))
+            conn.execute(
+                update(node_settings)
+                .where(node_settings.c.name == GENERATION_SETTING)
+                .values(value=uuid.uuid4().hex)
+            )
         return result.rowcount > 0
+
+    def generation(self) -> str:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(node_settings.c.value).where(node_settings.c.name == GENERATION_SETTING)
+            ).scalar()
+        return value or ""
+
+    def _ensure_generation_row(self) -> None:
+        if self.generation():
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(node_settings).values(name=GENERATION_SETTING, value=uuid.uuid4().hex)
+                )
+        except IntegrityError:
+            pass  # another process created it first

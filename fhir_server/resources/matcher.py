@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fhir_server.resources.indexer import (
+from fhir_server.resources.search_params import SearchParam, params_for
+from fhir_server.resources.values import (
     normalize,
     param_values,
     parse_reference,
@@ -18,7 +19,6 @@ from fhir_server.resources.indexer import (
     token_values,
     value_date_ranges,
 )
-from fhir_server.resources.search_params import SearchParam, params_for
 
 
 def string_matcher(sp: SearchParam, modifier: str | None, queries: list[str]) -> Callable:

@@ -24,6 +24,16 @@ _JSON = Path(__file__).with_name("search_params.json")
 
 PARAM_TYPES = frozenset({"token", "string", "date", "number", "quantity", "reference", "uri"})
 
+# AuditEvents are the node's own access log, written on every access to patient data:
+# only what that log is searched by is served and indexed (the patient's
+# ``AuditEvent?patient=``, by whom, when, which record, which kind of event and its
+# outcome). The other R4 params (agent-name, address, site, policy ...) would cost a
+# dozen keyed digests per event on the read path and answer nothing anyone asks.
+AUDIT_EVENT_PARAMS = frozenset(
+    {"action", "agent", "date", "entity", "outcome", "patient", "subtype", "type"}
+)
+_RESTRICTED = {"AuditEvent": AUDIT_EVENT_PARAMS}
+
 
 @dataclass(frozen=True)
 class SearchParam:
@@ -42,15 +52,18 @@ def _load() -> dict:
 def _params() -> dict[str, dict[str, SearchParam]]:
     out: dict[str, dict[str, SearchParam]] = {}
     for rtype, params in _load()["params"].items():
+        served = _RESTRICTED.get(rtype)
         out[rtype] = {
             code: SearchParam(code, ptype, tuple(paths), tuple(targets))
             for code, (ptype, paths, targets) in params.items()
+            if served is None or code in served
         }
     return out
 
 
 def params_for(resource_type: str) -> dict[str, SearchParam]:
-    """Standard R4 params of ``resource_type`` (empty dict for unknown types).
+    """Standard R4 params of ``resource_type`` (empty dict for unknown types; AuditEvent:
+    only :data:`AUDIT_EVENT_PARAMS`).
 
     The returned dict is shared: do not mutate it.
     """
@@ -66,3 +79,31 @@ def supported_types() -> frozenset[str]:
 def patient_compartment_definition() -> dict[str, tuple[str, ...]]:
     """Resource type -> params of the Patient CompartmentDefinition (raw)."""
     return {k: tuple(v) for k, v in _load()["patient_compartment"].items()}
+
+
+@cache
+def union_members(resource_type: str, code: str) -> tuple[str, ...]:
+    """The params whose union ``code`` is, or ``()`` when ``code`` is indexed itself.
+
+    R4 defines a few params as the union of others of the same type, e.g.
+    Observation ``combo-code`` = ``code`` ∪ ``component-code``. Such a param is
+    not indexed (the same digests would be stored twice under another name; for
+    Observations that was a sixth of all index rows): the search answers it as
+    the OR of its members (``search_sql``). References are left alone (includes
+    and chains look their rows up by name).
+    """
+    params = params_for(resource_type)
+    sp = params.get(code)
+    if sp is None or sp.type == "reference" or len(sp.paths) < 2:
+        return ()
+    own = set(sp.paths)
+    parts = [
+        other
+        for other in params.values()
+        if other.code != code and other.type == sp.type and other.paths and set(other.paths) < own
+    ]
+    covered = set().union(*(p.paths for p in parts)) if parts else set()
+    if covered != own:
+        return ()
+    # Members that are unions themselves are covered by their own members.
+    return tuple(sorted(p.code for p in parts if not union_members(resource_type, p.code)))

@@ -24,8 +24,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fhir_server.errors import BadRequest
-from fhir_server.resources.indexer import date_range, parse_reference
 from fhir_server.resources.search_params import SearchParam, params_for, supported_types
+from fhir_server.resources.values import date_range, parse_reference
 
 MAX_COUNT = 1000
 PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")

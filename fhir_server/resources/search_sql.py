@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -56,7 +56,8 @@ from sqlalchemy.sql.expression import literal
 from fhir_server.errors import BadRequest
 from fhir_server.resources import matcher
 from fhir_server.resources.db import resources
-from fhir_server.resources.indexer import PREFIX_CAP, normalize, token_digest_pairs, trigrams
+from fhir_server.resources.indexer import PREFIX_CAP, token_digest_pairs
+from fhir_server.resources.search_params import union_members
 from fhir_server.resources.search_query import (
     SQL_SORT_TYPES,
     Criterion,
@@ -75,6 +76,7 @@ from fhir_server.resources.search_tables import (
     sidx_quantity,
     sidx_ref,
 )
+from fhir_server.resources.values import normalize, trigrams
 
 _DAY_US = 86_400_000_000
 
@@ -341,12 +343,24 @@ def _criterion(crit: Criterion, ctx: _Ctx, table) -> ColumnElement:
             return false() if crit.values[0] else true()
         col = table.c.last_updated_us
         return or_(*[_date_cond(col, col + literal(1), v) for v in crit.values])
+    if members := union_members(crit.resource_type, crit.param):
+        return _union(crit, members, ctx, table)
     if crit.chain:
         return _chain(crit, ctx, pk)
     if crit.modifier == "missing":
         sub = _has_rows(TABLE_FOR_TYPE[crit.type], crit.param)
         return pk.not_in(sub) if crit.values[0] else pk.in_(sub)
     return _BUILDERS[crit.type](crit, ctx, pk)
+
+
+def _union(crit: Criterion, members: tuple[str, ...], ctx: _Ctx, table) -> ColumnElement:
+    """A param that is the union of others (search_params.union_members) has no rows
+    of its own: it matches where any member matches (``:not`` / ``:missing=true``:
+    where every member does). ``crit.sp`` stays the union's, so a post-filter tests
+    the union's paths -- the same test for each member, ANDed without effect."""
+    parts = [_criterion(replace(crit, param=m), ctx, table) for m in members]
+    negated = crit.modifier == "not" or (crit.modifier == "missing" and crit.values[0])
+    return and_(*parts) if negated else or_(*parts)
 
 
 # ---------------------------------------------------------------- sorting
@@ -367,8 +381,11 @@ def _sql_sort_key(req: SearchRequest, code: str, desc: bool):
         else:
             t = sidx_quantity
             c = func.max(t.c.value) if desc else func.min(t.c.value)
+        names = union_members(req.resource_type, code) or (code,)
         col = (
-            select(c).where(t.c.resource_pk == resources.c.pk, t.c.param == code).scalar_subquery()
+            select(c)
+            .where(t.c.resource_pk == resources.c.pk, t.c.param.in_(names))
+            .scalar_subquery()
         )
         return (col.desc() if desc else col.asc()).nulls_last()
     return col.desc() if desc else col.asc()

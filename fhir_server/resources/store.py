@@ -3,12 +3,18 @@
 Flask-free. Every version is sealed (see :mod:`.sealing`); reads decrypt and
 authenticate; writes go through a :class:`~.writer.Writer` bound to one
 database transaction, so a transaction Bundle is all-or-nothing.
+
+A read request may run in ONE write transaction (:meth:`ResourceStore.begin_request`):
+every read of the store (searches, consent look-ups, history) joins it until it
+ends, and so do the AuditEvents recorded for it -- the access decision and its
+audit commit together, before the response leaves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,6 +59,50 @@ _VERSION_COLUMNS = (
     versions.c.leaf,
 )
 
+# (store, connection) of the request transaction the current thread runs in, if any.
+_BOUND: ContextVar[tuple[ResourceStore, Connection] | None] = ContextVar(
+    "phrx_request_transaction", default=None
+)
+
+
+class _Rollback(Exception):
+    """Thrown into the request transaction's context manager to roll it back."""
+
+
+class RequestTransaction:
+    """One write transaction that every use of ``store`` in this thread joins until
+    :meth:`commit` or :meth:`rollback` (a read request: decision plus audit).
+
+    On SQLite it is opened with the write lock (BEGIN IMMEDIATE): a read transaction
+    cannot be upgraded to a writer once another writer committed, and the audit is a
+    write. Concurrent reads of other connections are not blocked (WAL)."""
+
+    def __init__(self, store: ResourceStore) -> None:
+        stale = _BOUND.get()
+        if stale is not None:  # a request that never ended on this thread
+            _BOUND.set(None)
+        self.store = store
+        self._scope = store.engine.begin()
+        self.conn = self._scope.__enter__()
+        _BOUND.set((store, self.conn))
+
+    @property
+    def open(self) -> bool:
+        return self._scope is not None
+
+    def commit(self) -> None:
+        scope, self._scope = self._scope, None
+        _BOUND.set(None)
+        if scope is not None:
+            scope.__exit__(None, None, None)
+
+    def rollback(self) -> None:
+        scope, self._scope = self._scope, None
+        _BOUND.set(None)
+        if scope is not None:
+            with suppress(_Rollback):
+                scope.__exit__(_Rollback, _Rollback(), None)
+
 
 class ResourceStore:
     def __init__(self, engine: Engine, keyring: KeyRing):
@@ -65,10 +115,34 @@ class ResourceStore:
         # commit or roll back together). An exception rolls the whole unit back.
         self.before_commit: Callable[[Writer], None] | None = None
 
+    # -- request transactions --------------------------------------------------
+    def begin_request(self) -> RequestTransaction:
+        """Open the request transaction (see :class:`RequestTransaction`); first the
+        key ring drops keys another process destroyed (``$erase`` on another worker)."""
+        self.keyring.refresh()
+        return RequestTransaction(self)
+
+    def bound(self) -> Connection | None:
+        """The connection of the request transaction this thread runs in, if any."""
+        found = _BOUND.get()
+        return found[1] if found is not None and found[0] is self else None
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A write transaction: a savepoint of the request transaction when there is
+        one (committed with it), else a transaction of its own."""
+        bound = self.bound()
+        if bound is not None:
+            with bound.begin_nested():
+                yield bound
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
     # -- units of work ------------------------------------------------------
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._conn() as conn:
             yield conn
 
     def prepare_keys(self, resources_to_write: list[dict]) -> None:
@@ -99,10 +173,16 @@ class ResourceStore:
         ``hooks``: run :attr:`before_commit` (False for the audit log's own units).
         """
         from fhir_server.resources.writer import Writer
+        from fhir_server.resources.writer import prepare as prepare_write
 
-        self.prepare_keys(list(prepare))
-        with self.engine.begin() as conn:
-            writer = Writer(self, conn, policy)
+        prepare = list(prepare)
+        self.prepare_keys(prepare)
+        # Content-only work (index rows, anchoring leaf) before the write lock.
+        ahead = {id(r): prepare_write(r, self.blind) for r in prepare}
+        # Inside a read's request transaction: a savepoint of it (a second writer
+        # would wait on the request's own write lock on SQLite).
+        with self.write_transaction() as conn:
+            writer = Writer(self, conn, policy, prepared=ahead)
             yield writer
             if hooks and self.before_commit is not None:
                 self.before_commit(writer)
@@ -243,6 +323,8 @@ class ResourceStore:
     # -- helpers --------------------------------------------------------------
     @contextmanager
     def _conn(self, conn: Connection | None = None) -> Iterator[Connection]:
+        if conn is None:
+            conn = self.bound()
         if conn is not None:
             yield conn
         else:

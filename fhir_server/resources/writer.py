@@ -9,14 +9,16 @@ keeps Bundle ingestion fast.
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import suppress
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from anchoring import journal as anchor_journal
-from anchoring.canonical import leaf_hash
+from anchoring.canonical import CanonicalizationError, leaf_hash
 from fhir_server.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
 from fhir_server.resources import ids
 from fhir_server.resources.compartment import compartment_patient_ids
@@ -51,6 +53,26 @@ class _Current:
     deleted: bool
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a write computes from the content alone, done before the transaction
+    opens (on SQLite the write lock serialises every writer): the blind-index rows
+    (they never depend on the id or the server-set meta) and the anchoring leaf
+    (it covers the id but not meta). ``source`` is the dict it was computed from."""
+
+    source: dict
+    index: dict[str, list[dict]]
+    leaf: bytes | None  # None: no id yet, or not canonicalisable (the write will say)
+
+
+def prepare(resource: dict, blind) -> Prepared:
+    leaf = None
+    if resource.get("id"):
+        with suppress(CanonicalizationError):  # the write itself raises it, in order
+            leaf = leaf_hash(resource)
+    return Prepared(resource, index_rows(resource, blind), leaf)
+
+
 def patient_of(resource: dict) -> str | None:
     """The patient whose data key seals this resource (None: node data key)."""
     if resource.get("resourceType") == "Patient":
@@ -60,26 +82,31 @@ def patient_of(resource: dict) -> str | None:
 
 
 class Writer:
-    def __init__(self, store: ResourceStore, conn: Connection, policy=None):
+    def __init__(self, store: ResourceStore, conn: Connection, policy=None, *, prepared=None):
         self.store = store
         self.conn = conn
         # access_policy.AccessPolicy of the request (None: unrestricted), and the
         # server-chosen ids a confined token may create under with PUT.
         self.policy = policy
         self.fresh_ids: set[str] = set()
-        self._index_rows: dict[str, list[dict]] = defaultdict(list)
-        self._compartment_rows: list[dict] = []
+        # Buffered rows as tuples in _ROW_COLUMNS order (resource_pk first).
+        self._index_rows: dict[str, list[tuple]] = defaultdict(list)
+        self._compartment_rows: list[tuple] = []
         self._stale_pks: list[int] = []
         # Versions and brand-new resources are inserted in bulk at flush();
         # a new resource gets its pk (needed by its index rows) only then.
-        self._version_rows: list[dict] = []
-        self._journal_rows: list[dict] = []  # anchoring journal, same transaction
-        self._new_resources: list[tuple[dict, dict]] = []  # (resources row, stored resource)
+        self._version_rows: list[tuple] = []
+        self._journal_rows: list[tuple] = []  # anchoring journal, same transaction
+        # (resources row, stored resource, the caller's resource it was made from)
+        self._new_resources: list[tuple[dict, dict, dict]] = []
         # What this transaction wrote, as (interaction, "Type/id", stored content or
         # None after a delete): the request's AuditEvents are built from it (or from
         # the policy's notes) and stored in this same transaction by the store's
         # before-commit hook (ResourceStore.before_commit).
         self.changes: list[tuple[str, str, dict | None]] = []
+        # id(resource) -> Prepared, computed before the transaction opened
+        # (ResourceStore.unit_of_work). Used only for the very dict it was made from.
+        self._prepared: dict[int, Prepared] = prepared or {}
 
     # -- interactions -----------------------------------------------------------
     # Callers validate (validators.r4) before the transaction opens, so the
@@ -143,16 +170,16 @@ class Writer:
     def flush(self) -> None:
         """Write buffered rows; reads and searches inside this transaction call it first."""
         if self._version_rows:
-            self.conn.execute(_INSERT_VERSION, self._version_rows)
+            _bulk_insert(self.conn, versions.name, self._version_rows)
             self._version_rows = []
         if self._journal_rows:
-            self.conn.execute(_INSERT_JOURNAL, self._journal_rows)
+            _bulk_insert(self.conn, anchor_journal.journal.name, self._journal_rows)
             self._journal_rows = []
         if self._new_resources:
-            rows = [row for row, _ in self._new_resources]
+            rows = [row for row, _, _ in self._new_resources]
             pks = [r[0] for r in self.conn.execute(_INSERT_RESOURCES, rows)]
-            for pk, (_, stored) in zip(pks, self._new_resources, strict=True):
-                self._buffer_index(pk, stored)
+            for pk, (_, stored, source) in zip(pks, self._new_resources, strict=True):
+                self._buffer_index(pk, stored, source)
             self._new_resources = []
         if self._stale_pks:
             for table in _index_tables():
@@ -163,9 +190,9 @@ class Writer:
             self._stale_pks = []
         for name, rows in self._index_rows.items():
             if rows:
-                _bulk_insert(self.conn, metadata.tables[name], rows)
+                _bulk_insert(self.conn, name, rows)
         if self._compartment_rows:
-            _bulk_insert(self.conn, compartments, self._compartment_rows)
+            _bulk_insert(self.conn, compartments.name, self._compartment_rows)
         self._index_rows = defaultdict(list)
         self._compartment_rows = []
 
@@ -204,38 +231,26 @@ class Writer:
             patient_id = patient_of(stored)
             scope = self.store.sealer.scope_for(patient_id)
             sealed = self.store.sealer.seal(res_type, res_id, version_id, scope, dumps(stored))
-            leaf = leaf_hash(stored)
+            ahead = self._prepared_for(resource)
+            # The leaf covers neither meta nor text (anchoring.canonical), only the id.
+            if ahead is not None and ahead.leaf is not None and resource.get("id") == res_id:
+                leaf = ahead.leaf
+            else:
+                leaf = leaf_hash(stored)
+        # Tuples in _ROW_COLUMNS order, inserted in bulk at flush().
         self._version_rows.append(
-            {
-                "res_type": res_type,
-                "res_id": res_id,
-                "version_id": version_id,
-                "last_updated_us": now,
-                "deleted": resource is None,
-                "method": method,
-                "key_scope": scope,
-                "sealed": sealed,
-                "leaf": leaf,
-            }
+            (res_type, res_id, version_id, now, resource is None, method, scope, sealed, leaf)
         )
         if leaf is not None:
-            self._journal_rows.append(
-                {
-                    "res_type": res_type,
-                    "res_id": res_id,
-                    "version_id": version_id,
-                    "leaf": leaf,
-                    "created_us": now,
-                }
-            )
+            self._journal_rows.append((res_type, res_id, version_id, leaf, now))
         pointer = {"version_id": version_id, "last_updated_us": now, "key_scope": scope}
         if current is None:
             row = {"res_type": res_type, "res_id": res_id, "deleted": False, **pointer}
-            self._new_resources.append((row, stored))
+            self._new_resources.append((row, stored, resource))
         else:
             pk = self._move_pointer(res_type, res_id, current, deleted=resource is None, **pointer)
             if stored is not None:
-                self._buffer_index(pk, stored)
+                self._buffer_index(pk, stored, resource)
         created = current is None or current.deleted
         interaction = "delete" if resource is None else "create" if created else "update"
         self.changes.append((interaction, f"{res_type}/{res_id}", stored))
@@ -250,41 +265,81 @@ class Writer:
         self._stale_pks.append(current.pk)
         return current.pk
 
-    def _buffer_index(self, pk: int, resource: dict) -> None:
-        for name, rows in index_rows(resource, self.store.blind).items():
-            self._index_rows[name].extend({**row, "resource_pk": pk} for row in rows)
-        for patient_id in compartment_patient_ids(resource):
-            self._compartment_rows.append({"resource_pk": pk, "patient_id": patient_id})
+    def _prepared_for(self, resource: dict) -> Prepared | None:
+        ahead = self._prepared.get(id(resource))
+        return ahead if ahead is not None and ahead.source is resource else None
+
+    def _buffer_index(self, pk: int, stored: dict, source: dict) -> None:
+        ahead = self._prepared_for(source)
+        tables = ahead.index if ahead is not None else index_rows(stored, self.store.blind)
+        for name, rows in tables.items():
+            values_of = _ROW_VALUES[name]
+            self._index_rows[name].extend((pk, *values_of(row)) for row in rows)
+        for patient_id in compartment_patient_ids(stored):
+            self._compartment_rows.append((pk, patient_id))
 
 
 # Built once: compiling a fresh ``insert().values()`` per row costs more than the row.
-_INSERT_VERSION = insert(versions)
-_INSERT_JOURNAL = insert(anchor_journal.journal)
 _INSERT_RESOURCES = insert(resources).returning(resources.c.pk, sort_by_parameter_order=True)
 _MOVE_POINTER = update(resources).where(
     resources.c.pk == bindparam("b_pk"), resources.c.version_id == bindparam("b_version")
 )
 
 
-def _bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
+# Columns the writer fills, per table (indexer.index_rows yields all but resource_pk;
+# the tables' own keys and the journal's batch columns are left to the database).
+_ROW_COLUMNS = {
+    "resource_versions": (
+        "res_type",
+        "res_id",
+        "version_id",
+        "last_updated_us",
+        "deleted",
+        "method",
+        "key_scope",
+        "sealed",
+        "leaf",
+    ),
+    "anchor_journal": ("res_type", "res_id", "version_id", "leaf", "created_us"),
+    "sidx_hash": ("resource_pk", "param", "hash"),
+    "sidx_date": ("resource_pk", "param", "low", "high"),
+    "sidx_number": ("resource_pk", "param", "value"),
+    "sidx_quantity": ("resource_pk", "param", "value", "sys_code", "code", "unit"),
+    "sidx_ref": ("resource_pk", "param", "target_type", "target_id", "url_hash"),
+    "resource_compartments": ("resource_pk", "patient_id"),
+}
+
+
+def _values_getter(columns: tuple[str, ...]):
+    get = itemgetter(*columns)
+    return (lambda row: (get(row),)) if len(columns) == 1 else get
+
+
+_ROW_VALUES = {
+    name: _values_getter(cols[1:])
+    for name, cols in _ROW_COLUMNS.items()
+    if name.startswith("sidx_")
+}
+
+
+def _bulk_insert(conn: Connection, table_name: str, rows: list[tuple]) -> None:
     """executemany straight on the driver cursor, within the same transaction.
 
     Index rows are plain ints, strings and bytes that need no SQLAlchemy type
-    processing; skipping its per-row parameter handling halves the cost of
-    storing tens of thousands of blind-index rows per Bundle.
+    processing; skipping its per-row parameter handling (and building tuples,
+    not dicts) halves the cost of storing tens of thousands of blind-index rows
+    per Bundle.
     """
-    # Server-generated keys (if a table has one) are left out; every other column is sent.
-    columns = [c.name for c in table.columns if not c.primary_key or c.name in rows[0]]
+    columns = _ROW_COLUMNS[table_name]
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    # Table and column names come from our own schema metadata, never from input.
+    # Table and column names come from the constant above, never from input.
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+        f"INSERT INTO {table_name} ({', '.join(columns)}) "  # noqa: S608
         f"VALUES ({', '.join(marker for _ in columns)})"
     )
-    values = [tuple(row.get(name) for name in columns) for row in rows]
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.executemany(sql, values)
+        cursor.executemany(sql, rows)
     finally:
         cursor.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from fhir_server.resources.db import resources
+from fhir_server.smart import token_audit
 from fhir_server.smart.clients import ClientStore
 from fhir_server.smart.keys import SigningKey, load_or_create_secret
 from fhir_server.smart.launch import LaunchStore
@@ -27,6 +28,7 @@ class SmartService:
         self.launches = LaunchStore(engine)
         self.replay = AssertionReplayCache(engine)
         self.session_secret = load_or_create_secret(key_dir / "smart-session.key")
+        token_audit.install(self, node)  # every token issued or revoked is audited
 
     def patient_exists(self, patient_id: str) -> bool:
         with self.node.engine.connect() as conn:

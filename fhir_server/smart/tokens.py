@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.resources import ids
 from fhir_server.smart.credentials import secret_digest
@@ -81,6 +82,7 @@ class TokenRecord:
     refresh_expires_us: int | None
     revoked: bool
     via_refresh: bool = False  # looked up by its refresh token
+    fhir_user: str | None = None  # known when just issued (not stored: the user's is)
 
     # authlib TokenMixin
     def check_client(self, client):
@@ -104,6 +106,11 @@ class TokenStore:
     def __init__(self, engine: Engine, signing_key: SigningKey):
         self.engine = engine
         self.key = signing_key
+        # ``audit(conn, event, record)`` stores a token-use AuditEvent ("issue" or
+        # "revoke") in the transaction that records the token (SmartService wires it
+        # to the node's audit log). ``prepare()`` runs before that transaction opens.
+        self.audit: Callable[[Connection, str, TokenRecord], None] | None = None
+        self.audit_prepare: Callable[[], None] | None = None
 
     # -- authorization codes ------------------------------------------------------
     def save_code(
@@ -221,8 +228,12 @@ class TokenStore:
             "refresh_expires_us": now + REFRESH_LIFETIME_S * 10**6 if refresh_token else None,
             "revoked": False,
         }
+        if self.audit_prepare is not None:
+            self.audit_prepare()
         with self.engine.begin() as conn:
             conn.execute(insert(tokens).values(**row))
+            if self.audit is not None:
+                self.audit(conn, "issue", _record(row, subject))
         # Audit line: identifiers only, never a token, secret or patient data.
         log.info(
             "token issued jti=%s client=%s user=%s grant=%s scope=%s refresh=%s",
@@ -253,8 +264,13 @@ class TokenStore:
         return self.by_jti(jti) if isinstance(jti, str) else None
 
     def revoke(self, jti: str) -> None:
+        record = self.by_jti(jti) if self.audit is not None else None
+        if record is not None and self.audit_prepare is not None:
+            self.audit_prepare()
         with self.engine.begin() as conn:
             conn.execute(update(tokens).where(tokens.c.jti == jti).values(revoked=True))
+            if record is not None:
+                self.audit(conn, "revoke", record)
 
     def _one(self, condition, via_refresh: bool) -> TokenRecord | None:
         with self.engine.connect() as conn:
@@ -274,3 +290,19 @@ class TokenStore:
             row.revoked,
             via_refresh,
         )
+
+
+def _record(row: dict, subject: Subject) -> TokenRecord:
+    return TokenRecord(
+        row["jti"],
+        row["client_id"],
+        row["username"],
+        row["scope"],
+        dict(subject.context),
+        row["grant_type"],
+        row["issued_us"],
+        row["expires_us"],
+        row["refresh_expires_us"],
+        False,
+        fhir_user=subject.fhir_user,
+    )

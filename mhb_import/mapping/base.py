@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections import Counter
 from datetime import datetime
@@ -29,7 +28,8 @@ class BuilderBase:
     # ---- ids and registry
     def rid(self, section: str, *parts: str) -> str:
         msg = "\x1f".join([self.pid, section, *parts]).encode("utf-8")
-        return "mhb-" + hmac.new(self.ns, msg, hashlib.sha256).hexdigest()[:40]
+        # one-shot hmac.digest (OpenSSL) is ~3x cheaper than building an HMAC object
+        return "mhb-" + hmac.digest(self.ns, msg, "sha256").hex()[:40]
 
     def row_key(self, section: str, *parts: str | None) -> tuple[str, ...]:
         base = tuple(p or "" for p in parts)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from fhir_server.errors import BadRequest
 
 from .. import codes as C
+from ..gcpause import gc_paused
 from ..parser import MhbExport
 from .base import BuilderBase
 from .clinical import ClinicalMixin
@@ -42,7 +43,8 @@ def to_bundle(
     imported_at = imported_at or datetime.now(UTC)
     if imported_at.tzinfo is None:
         imported_at = imported_at.replace(tzinfo=UTC)
-    return _Builder(export, patient_id, bytes(id_namespace), imported_at).run()
+    with gc_paused():  # tens of thousands of acyclic resource dicts (see gcpause)
+        return _Builder(export, patient_id, bytes(id_namespace), imported_at).run()
 
 
 class _Builder(VisitsMixin, ClinicalMixin, ResultsMixin, FollowUpMixin, BuilderBase):

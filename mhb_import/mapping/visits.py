@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from .. import codes as C
+from ..icd10cm import english_title
 from ..parser import Row
 from .values import _billing_role, _section_type, _translation, fhir_date, number
 
@@ -32,7 +33,7 @@ class VisitsMixin:
             return None
         concept: dict[str, Any] = {}
         if coding:
-            english = C.ICD10CM_EN.get(coding["code"]) if coding["system"] == C.ICD10CM_TW else None
+            english = english_title(coding["code"]) if coding["system"] == C.ICD10CM_TW else None
             if english:
                 coding["display"] = english
                 if name:

@@ -81,8 +81,9 @@ def test_anchor_then_verify_current_and_version(api) -> None:
     assert before["result"] is False and before["reasonCode"] == "not-anchored"
     flushed = api.post("/fhir/$anchor").json
     top = _params(flushed)
-    # the Patient and the AuditEvent of its creation: audit events are anchored too
-    assert top["batches"] == 1 and top["leafCount"] == 2
+    # the Patient, the AuditEvent of its creation and that of the backend token's
+    # issue: audit events are anchored too
+    assert top["batches"] == 1 and top["leafCount"] == 3
     batch = {
         p["name"]: next(v for k, v in p.items() if k.startswith("value"))
         for p in flushed["parameter"][2]["part"]

@@ -148,3 +148,54 @@ def test_erase_records_an_audit_event_outside_the_shredded_scope(two_patients):
     stored = two_patients.store.read("AuditEvent", result.audit_event_id)
     assert stored["subtype"][0]["code"] == "erase"
     assert stored["outcome"] == "0"
+
+
+def test_after_erasure_the_audit_log_verifies_and_stays_readable(two_patients, client):
+    """AuditEvents are sealed under the node key: erasing p1 destroys p1's clinical
+    data but not the node's record of who accessed it."""
+    from consent import audit
+    from consent.audit_log import verify_log
+
+    node = two_patients
+    for path in ("/fhir/Patient/p1", "/fhir/Condition/c1", "/fhir/Condition?patient=p1"):
+        assert client.get(path).status_code == 200
+    event = audit.erasure("p1", user="Patient/p1", client_id="app", node="TW-node", country="TW")
+    result = erase_patient(node.store, "p1", audit_event=event)
+    assert result.key_destroyed
+
+    log = run_search(node.store, "AuditEvent", [("_count", "1000")]).matches
+    report = verify_log(node.store, log)
+    assert report.ok, report.problems
+    p1_log = run_search(node.store, "AuditEvent", [("patient", "p1"), ("_count", "100")]).matches
+    touched = {e.get("what", {}).get("reference") for ev in p1_log for e in ev["entity"]}
+    assert {"Condition/c1", "Patient/p1"} <= touched  # the operator still sees the accesses
+    assert any(ev["subtype"][0]["code"] == "erase" for ev in p1_log)
+    assert all(SENTINEL not in str(ev) for ev in log)  # references and ids only
+
+    scope = KeyRing.patient_scope("p1")
+    clinical = _sealed_rows(node, scope)
+    assert {row.res_type for row in clinical} >= {"Patient", "Condition"}
+    master = _master(node)
+    with pytest.raises(KeyDestroyed):
+        KeyRing(master, SqlDataKeyStore(node.engine)).data_key(scope, create=False)
+    for row in clinical:
+        with pytest.raises(Gone):
+            node.store.sealer.open(row.res_type, row.res_id, row.version_id, scope, row.sealed)
+
+
+def test_a_client_posted_audit_event_of_the_patient_is_erased_with_them(two_patients, client):
+    """The generic writer seals a client's AuditEvent under the patient's key; the
+    erasure deletes it, so the rest of the log stays searchable."""
+    posted = {
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110"},
+        "recorded": "2026-01-01T00:00:00Z",
+        "agent": [{"who": {"reference": "Patient/p1"}, "requestor": True}],
+        "source": {"observer": {"display": "an EHR"}},
+    }
+    created = client.post("/fhir/AuditEvent", json=posted)
+    assert created.status_code == 201, created.json
+    erase_patient(two_patients.store, "p1")
+    log = run_search(two_patients.store, "AuditEvent", [("patient", "p1"), ("_count", "100")])
+    assert log.matches and all(e["meta"] for e in log.matches)  # all decryptable
+    assert created.json["id"] not in {e["id"] for e in log.matches}

@@ -1,5 +1,7 @@
 """Blind index: deterministic, 16 bytes, domain-separated, keyed."""
 
+import hmac
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -48,3 +50,17 @@ def test_rejects_bad_key_and_empty_domain():
 
 def test_repr_hides_key():
     assert "kkkk" not in repr(BI)
+
+
+def test_digest_format_is_stable_across_the_domain_prefix_cache():
+    # Stored index rows must keep matching: the digest is HMAC-SHA256 over
+    # len32-prefixed (tag, domain, value), whatever the cache holds.
+    def expected(domain: str, value: str) -> bytes:
+        parts = (b"phrx/blind/v1", domain.encode(), value.encode())
+        msg = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+        return hmac.digest(b"k" * 32, msg, "sha256")[:16]
+
+    index = BlindIndex(b"k" * 32)
+    for _ in range(2):  # first call fills the cache, the second uses it
+        assert index.digest("Patient.name/p", "chén") == expected("Patient.name/p", "chén")
+        assert index.digest("Observation.code/sc", "") == expected("Observation.code/sc", "")

@@ -62,6 +62,12 @@ def test_every_listed_type_is_searchable(client):
     for res_type in listed:
         response = client.get(f"/fhir/{res_type}")
         body = response.get_json()
-        if response.status_code != 200 or body.get("type") != "searchset" or body.get("total") != 0:
+        # An empty node holds one AuditEvent: the issue of the client's own token.
+        expected = 1 if res_type == "AuditEvent" else 0
+        if (
+            response.status_code != 200
+            or body.get("type") != "searchset"
+            or body.get("total") != expected
+        ):
             failures[res_type] = (response.status_code, body)
     assert not failures, list(failures.items())[:3]

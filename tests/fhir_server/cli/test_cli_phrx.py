@@ -284,3 +284,29 @@ def test_serve_serves_and_initialises_data_dir(phrx_bin, tmp_path):
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert (data / "phrx.sqlite3").is_file()
     assert (data / "logs").is_dir()
+
+
+def test_settle_heap_freezes_what_is_loaded_and_keeps_collecting_cycles():
+    import gc
+    import weakref
+
+    from fhir_server.serving import SERVING_GC_THRESHOLD, settle_heap
+
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == SERVING_GC_THRESHOLD
+
+        class Node:  # a reference cycle made after the freeze is still reclaimed
+            pass
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from fhir_server.resources.compartment import compartment_patient_ids, patient_compartment_params
-from fhir_server.resources.indexer import CachingBlind, date_range, index_rows, normalize
+from fhir_server.resources.indexer import CachingBlind, index_rows
 from fhir_server.resources.search_params import params_for, supported_types
+from fhir_server.resources.values import date_range, normalize
 
 OBS = {
     "resourceType": "Observation",
@@ -157,3 +158,25 @@ def test_speed(blind):
         f"Observation with CachingBlind {cached:.0f} us"
     )
     assert obs_us < 1000  # generous bound for slow CI; typical is far lower
+
+
+def test_writer_bulk_insert_columns_match_the_schema():
+    # The writer inserts rows as tuples in these column orders: every column must
+    # exist, and every NOT NULL column without a default must be among them.
+    from fhir_server.resources import writer
+    from fhir_server.resources.db import metadata
+
+    for name, columns in writer._ROW_COLUMNS.items():
+        table = metadata.tables[name]
+        assert set(columns) <= set(table.columns.keys()), name
+        required = {
+            c.name
+            for c in table.columns
+            if not c.nullable
+            and c.default is None
+            and c.autoincrement is not True
+            and not c.primary_key
+        }
+        assert required <= set(columns), (name, required - set(columns))
+        if name.startswith("sidx_"):  # index rows: pk first, then index_rows' keys
+            assert columns == tuple(table.columns.keys())

@@ -1,0 +1,216 @@
+"""Store the node's own AuditEvents in the caller's transaction, cheaply. Flask-free.
+
+An AuditEvent is written on every access to patient data, so this is on the read
+path. It keeps what makes the log trustworthy -- sealed, hash-chained (the head
+row moves in the same transaction), journaled for anchoring like any record --
+and drops what the generic write path spends on client input:
+
+* no R4 validation: the events come from the builders of :mod:`consent.audit`
+  and :mod:`consent.request_audit`, valid by construction (tests validate them
+  with :mod:`validators.r4`);
+* sealed under the **node** data key, not the patient's: the log is the node's
+  legal record and must outlive a patient's erasure (``$erase`` destroys the
+  patient's key; the events stay readable and the chain verifiable). They carry
+  only references and ids, never clinical content (see :mod:`consent.audit_query`
+  for the one free-text field that could, the query of a search);
+* indexed only by the params the access log is searched by
+  (:data:`fhir_server.resources.search_params.AUDIT_EVENT_PARAMS`), with the
+  digests of the few fixed codes memoised;
+* one canonical serialisation per event serves both the chain digest and the
+  anchoring leaf; rows are inserted straight, without the Writer's bookkeeping
+  (an event is always a new resource, version 1, never checked against a policy).
+
+The head row and the node key must exist before the transaction opens
+(:func:`prepare`): creating either inside it would need a second writer on SQLite.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from anchoring.canonical import leaf_hash_of_bytes
+from consent.audit_chain import GENESIS, AuditChain, Head
+from fhir_server.errors import AuditFailure
+from fhir_server.resources import ids
+from fhir_server.resources.compartment import compartment_patient_ids
+from fhir_server.resources.db import compartments, node_settings
+from fhir_server.resources.indexer import CachingBlind, index_rows
+from fhir_server.resources.sealing import dumps
+from fhir_server.resources.search_tables import ALL_TABLES
+from vault.keyring import NODE_SCOPE
+
+HEAD_SETTING = "audit_chain_head"
+RES_TYPE = "AuditEvent"
+
+_INDEX_TABLES = {t.name: t for t in ALL_TABLES}
+
+# Engines whose head row and node key are known to exist (neither is ever deleted):
+# one check per process, not one per audited request.
+_READY: weakref.WeakSet = weakref.WeakSet()
+# Per store: digests of the events' token values (fixed code systems and codes, no
+# patient data), which repeat on every event.
+_BLINDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def prepare(store) -> None:
+    """Create the chain head row and the node data key if missing (outside any
+    write transaction)."""
+    if store in _READY:
+        return
+    if store.bound() is not None:  # creating either now would wait on our own write lock
+        raise AuditFailure("The audit log was not prepared before the request transaction.")
+    ensure_head(store.engine)
+    store.sealer.ensure_key(NODE_SCOPE)
+    _READY.add(store)
+
+
+def ensure_head(engine) -> None:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(node_settings.c.name).where(node_settings.c.name == HEAD_SETTING)
+        ).first()
+    if found is not None:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(node_settings).values(name=HEAD_SETTING, value=f"0:{GENESIS}"))
+    except IntegrityError:
+        pass  # another writer created it first
+
+
+def read_head(conn, *, lock: bool = False) -> Head | None:
+    query = select(node_settings.c.value).where(node_settings.c.name == HEAD_SETTING)
+    row = conn.execute(query.with_for_update() if lock else query).scalar()
+    return parse_head(row) if row is not None else None
+
+
+def parse_head(value: str | None) -> Head:
+    if not value:
+        return Head(0, GENESIS)
+    sequence, _, digest = value.partition(":")
+    return Head(int(sequence), digest)
+
+
+def append(store, conn, events: list[dict]) -> list[dict]:
+    """Chain, seal, index and journal ``events`` on ``conn`` (the caller's write
+    transaction: they commit or roll back with it); returns the stored events.
+
+    The head row is locked first (FOR UPDATE on PostgreSQL; SQLite's write lock is
+    already held) so concurrent writers queue and the chain stays one line. A
+    missing head row raises :class:`~fhir_server.errors.AuditFailure`, and the
+    caller's transaction rolls back with it."""
+    if not events:
+        return []
+    sql = _Statements.of(conn)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql.head, (HEAD_SETTING,))
+        row = cursor.fetchone()
+        if row is None:
+            raise AuditFailure(
+                "The access could not be audited (the audit chain head is missing); nothing "
+                "was served or stored."
+            )
+        chain = AuditChain(parse_head(row[0]))
+        now = ids.now_us()
+        stored_events, pks, version_rows, journal_rows = [], [], [], []
+        for event in events:
+            chained, canonical = chain.link(event)
+            res_id = chained["id"]
+            stored = _with_meta(chained, now)
+            sealed = store.sealer.seal(RES_TYPE, res_id, 1, NODE_SCOPE, dumps(stored))
+            leaf = leaf_hash_of_bytes(canonical)  # meta is not part of the canonical form
+            version_rows.append((RES_TYPE, res_id, 1, now, False, "POST", NODE_SCOPE, sealed, leaf))
+            journal_rows.append((RES_TYPE, res_id, 1, leaf, now))
+            cursor.execute(sql.resource, (RES_TYPE, res_id, 1, now, False, NODE_SCOPE))
+            pks.append(cursor.fetchone()[0])
+            stored_events.append(stored)
+        cursor.executemany(sql.version, version_rows)
+        cursor.executemany(sql.journal, journal_rows)
+        _insert_index_rows(cursor, sql.marker, store, pks, stored_events)
+        head = chain.head
+        cursor.execute(sql.move_head, (f"{head.sequence}:{head.digest}", HEAD_SETTING))
+    finally:
+        cursor.close()
+    return stored_events
+
+
+_TEMPLATES = {
+    "head": "SELECT value FROM node_settings WHERE name = ?",
+    "move_head": "UPDATE node_settings SET value = ? WHERE name = ?",
+    "resource": "INSERT INTO resources (res_type, res_id, version_id, last_updated_us, "
+    "deleted, key_scope) VALUES (?, ?, ?, ?, ?, ?) RETURNING pk",
+    "version": "INSERT INTO resource_versions (res_type, res_id, version_id, "
+    "last_updated_us, deleted, method, key_scope, sealed, leaf) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "journal": "INSERT INTO anchor_journal (res_type, res_id, version_id, leaf, created_us) "
+    "VALUES (?, ?, ?, ?, ?)",
+}
+
+
+class _Statements:
+    """The few statements of :func:`append`, in the driver's own paramstyle: sent
+    straight on the driver cursor, they skip SQLAlchemy's per-statement overhead,
+    which on this path cost more than the writes themselves."""
+
+    def __init__(self, dialect: str, marker: str) -> None:
+        self.marker = marker
+        for name, template in _TEMPLATES.items():
+            setattr(self, name, template.replace("?", marker))
+        if dialect == "postgresql":  # SQLite: the write lock is held already
+            self.head += " FOR UPDATE"
+
+    @classmethod
+    def of(cls, conn) -> _Statements:
+        key = (conn.dialect.name, "?" if conn.dialect.paramstyle == "qmark" else "%s")
+        found = _STATEMENTS.get(key)
+        if found is None:
+            found = _STATEMENTS[key] = cls(*key)
+        return found
+
+
+_STATEMENTS: dict[tuple[str, str], _Statements] = {}
+
+
+def _with_meta(event: dict, now_us: int) -> dict:
+    """The stored form, as the Writer makes it: resourceType, id, meta first."""
+    meta = {"versionId": "1", "lastUpdated": ids.instant(now_us)}
+    stored = {"resourceType": RES_TYPE, "id": event["id"], "meta": meta}
+    stored.update((k, v) for k, v in event.items() if k not in stored)
+    return stored
+
+
+def _insert_index_rows(cursor, marker: str, store, pks: list[int], events: list[dict]) -> None:
+    blind = _BLINDS.get(store)
+    if blind is None:
+        blind = _BLINDS[store] = CachingBlind(store.blind, maxsize=4096)
+    by_table: dict[str, list[tuple]] = {}
+    patients: list[tuple] = []
+    for pk, event in zip(pks, events, strict=True):
+        for name, rows in index_rows(event, blind).items():
+            columns = _columns(name)
+            by_table.setdefault(name, []).extend(
+                tuple(pk if c == "resource_pk" else row.get(c) for c in columns) for row in rows
+            )
+        patients.extend((pk, patient) for patient in sorted(compartment_patient_ids(event)))
+    for name, values in by_table.items():
+        cursor.executemany(_insert_sql(name, _columns(name), marker), values)
+    if patients:
+        sql = _insert_sql(compartments.name, ("resource_pk", "patient_id"), marker)
+        cursor.executemany(sql, patients)
+
+
+def _columns(table_name: str) -> tuple[str, ...]:
+    table = _INDEX_TABLES[table_name]
+    return tuple(c.name for c in table.columns)
+
+
+def _insert_sql(table_name: str, columns: tuple[str, ...], marker: str) -> str:
+    # Table and column names come from our own schema metadata, never from input.
+    return (
+        f"INSERT INTO {table_name} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(marker for _ in columns)})"
+    )
