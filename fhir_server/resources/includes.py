@@ -10,6 +10,7 @@ from sqlalchemy import and_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from fhir_server.resources.db import resources
+from fhir_server.resources.search_sql import ref_rows
 from fhir_server.resources.search_tables import sidx_ref
 
 
@@ -48,7 +49,7 @@ def _forward(conn, keys, source_type, param, target_type, within) -> list[int]:
         .where(
             source.c.res_type == source_type,
             source.c.res_id.in_(ids_of_source),
-            sidx_ref.c.param == param,
+            ref_rows(source_type, param),
             target.c.deleted.is_(False),
         )
     )
@@ -69,7 +70,7 @@ def _reverse(conn, keys, source_type, param, target_type, within) -> list[int]:
         .where(
             resources.c.res_type == source_type,
             resources.c.deleted.is_(False),
-            sidx_ref.c.param == param,
+            ref_rows(source_type, param),
             tuple_(sidx_ref.c.target_type, sidx_ref.c.target_id).in_(wanted),
         )
     )

@@ -50,9 +50,15 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
-from fhir_server.resources.search_params import SearchParam, params_for, union_members
+from fhir_server.resources.search_params import (
+    SearchParam,
+    params_for,
+    reference_alias,
+    union_members,
+)
 from fhir_server.resources.values import (
     compile_path,
+    is_identifier_like,
     normalize,
     param_values,
     path_values,
@@ -89,6 +95,17 @@ class CachingBlind:
         return d
 
 
+class TerminologyDigests(CachingBlind):
+    """The digests of terminology -- code systems, codes and the words of their
+    display texts, which repeat across every resource (the same LOINC code in each
+    vital sign) -- memoised per process. Identifiers, contact points, names and
+    addresses never come here (:func:`_index_token`), so the cache holds no value
+    that identifies a person; the digests equal ``blind.digest``'s."""
+
+    def __init__(self, blind: Any, maxsize: int = 50_000) -> None:
+        super().__init__(blind, maxsize)
+
+
 def token_digest_pairs(system: str | None, code: str | None) -> list[tuple[str, str]]:
     """``(kind, value)`` pairs stored for one token (see module docstring)."""
     out = []
@@ -100,16 +117,19 @@ def token_digest_pairs(system: str | None, code: str | None) -> list[tuple[str, 
     return out
 
 
-def _index_token(dom: str, vals: list, digest: Callable, acc: set) -> None:
+def _index_token(dom: str, vals: list, digest: Callable, terms: Callable, acc: set) -> None:
     for v in vals:
         pairs, texts = token_values(v)
+        # Codes, systems and display words repeat across resources: ``terms``
+        # may memoise them; identifiers and contact points always go to ``digest``.
+        hashed = digest if is_identifier_like(v) else terms
         for system, code in pairs:
             for kind, val in token_digest_pairs(system, code):
-                acc.add(digest(dom + kind, val))
+                acc.add(hashed(dom + kind, val))
         for t in texts:
             for w in normalize(t).split(" "):
                 if w:
-                    acc.add(digest(dom + "w", w))
+                    acc.add(hashed(dom + "w", w))
 
 
 def _index_string(dom: str, vals: list, digest: Callable, acc: set) -> None:
@@ -138,14 +158,21 @@ def _plan(resource_type: str) -> tuple[tuple[SearchParam, str, tuple], ...]:
     return tuple(
         (sp, f"{resource_type}.{code}/", tuple(compile_path(p) for p in sp.paths))
         for code, sp in sorted(params_for(resource_type).items())
-        if not union_members(resource_type, code)  # searched through its members
+        # searched through their members / the wider reference param's rows
+        if not union_members(resource_type, code) and not reference_alias(resource_type, code)
     )
 
 
-def index_rows(resource: dict, blind: Any) -> dict[str, list[dict]]:  # noqa: PLR0912, PLR0915
-    """Table name -> rows (without ``resource_pk``) for the current version."""
+def index_rows(  # noqa: PLR0912, PLR0915
+    resource: dict, blind: Any, terms: Any = None
+) -> dict[str, list[dict]]:
+    """Table name -> rows (without ``resource_pk``) for the current version.
+
+    ``terms``: a :class:`TerminologyDigests` of ``blind`` for the digests of codes
+    (same values; memoised)."""
     rtype = resource.get("resourceType")
     digest = blind.digest
+    term_digest = terms.digest if terms is not None else digest
     hash_rows: list[dict] = []
     date_rows: list[dict] = []
     num_rows: list[dict] = []
@@ -162,7 +189,7 @@ def index_rows(resource: dict, blind: Any) -> dict[str, list[dict]]:  # noqa: PL
         if t in ("token", "string", "uri"):
             acc: set[bytes] = set()
             if t == "token":
-                _index_token(dom, vals, digest, acc)
+                _index_token(dom, vals, digest, term_digest, acc)
             elif t == "string":
                 _index_string(dom, vals, digest, acc)
             else:

@@ -107,3 +107,32 @@ def union_members(resource_type: str, code: str) -> tuple[str, ...]:
         return ()
     # Members that are unions themselves are covered by their own members.
     return tuple(sorted(p.code for p in parts if not union_members(resource_type, p.code)))
+
+
+@cache
+def reference_alias(resource_type: str, code: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(stored_param, target_types)`` when reference param ``code`` is a narrower
+    view of another one, else None.
+
+    R4 defines e.g. Observation ``patient`` as ``subject`` where the target is a
+    Patient: the same element, fewer target types. Such a param is not indexed
+    (every patient-compartment resource would store its subject twice); its rows
+    are the stored param's rows whose target type is one of ``target_types`` or
+    unknown -- exactly the rows the indexer would have written for it.
+    """
+    params = params_for(resource_type)
+    sp = params.get(code)
+    if sp is None or sp.type != "reference" or not sp.targets:
+        return None
+    wider = sorted(
+        other.code
+        for other in params.values()
+        if other.code != code
+        and other.type == "reference"
+        and other.paths == sp.paths
+        and (not other.targets or set(sp.targets) < set(other.targets))
+    )
+    for candidate in wider:
+        if reference_alias(resource_type, candidate) is None:
+            return candidate, sp.targets
+    return None

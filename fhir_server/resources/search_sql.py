@@ -57,7 +57,7 @@ from fhir_server.errors import BadRequest
 from fhir_server.resources import matcher
 from fhir_server.resources.db import resources
 from fhir_server.resources.indexer import PREFIX_CAP, token_digest_pairs
-from fhir_server.resources.search_params import union_members
+from fhir_server.resources.search_params import reference_alias, union_members
 from fhir_server.resources.search_query import (
     SQL_SORT_TYPES,
     Criterion,
@@ -115,6 +115,24 @@ class _Ctx:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def ref_rows(rtype: str, param: str) -> ColumnElement:
+    """The sidx_ref rows of reference param ``param`` of ``rtype``: its own, or for a
+    narrower view of another param (search_params.reference_alias) that param's
+    rows whose target type is one it allows (or unknown, as the indexer keeps)."""
+    alias = reference_alias(rtype, param)
+    if alias is None:
+        return sidx_ref.c.param == param
+    stored, types = alias
+    target = sidx_ref.c.target_type
+    return and_(sidx_ref.c.param == stored, or_(target.in_(types), target.is_(None)))
+
+
+def ref_stored_param(rtype: str, param: str) -> str:
+    """The param whose HMAC domain a reference URL of ``param`` is digested in."""
+    alias = reference_alias(rtype, param)
+    return alias[0] if alias else param
 
 
 def _has_rows(table, param: str) -> Select:
@@ -273,6 +291,7 @@ def _quantity(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
 def _reference(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
     rt, p = crit.resource_type, crit.param
     r = sidx_ref.c
+    stored = ref_stored_param(rt, p)
     conds = []
     for v in crit.values:
         assert isinstance(v, RefValue)
@@ -282,8 +301,8 @@ def _reference(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
                 c = and_(c, r.target_type == v.type)
             conds.append(c)
         if v.url is not None:
-            conds.append(r.url_hash == ctx.digest(rt, p, "u", v.url))
-    return pk.in_(select(r.resource_pk).where(r.param == p, or_(*conds)))
+            conds.append(r.url_hash == ctx.digest(rt, stored, "u", v.url))
+    return pk.in_(select(r.resource_pk).where(ref_rows(rt, p), or_(*conds)))
 
 
 def _chain(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
@@ -298,7 +317,7 @@ def _chain(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
             *([ctx.within(other)] if ctx.within else []),
         )
         subs.append(and_(r.target_type == ttype, r.target_id.in_(ids)))
-    return pk.in_(select(r.resource_pk).where(r.param == crit.param, or_(*subs)))
+    return pk.in_(select(r.resource_pk).where(ref_rows(crit.resource_type, crit.param), or_(*subs)))
 
 
 def _has(crit: Criterion, ctx: _Ctx, table) -> ColumnElement:
@@ -309,7 +328,7 @@ def _has(crit: Criterion, ctx: _Ctx, table) -> ColumnElement:
         select(r.target_id)
         .join(other, other.c.pk == r.resource_pk)
         .where(
-            r.param == crit.has_param,
+            ref_rows(has_type, crit.has_param),
             r.target_type == crit.resource_type,
             other.c.res_type == has_type,
             other.c.deleted.is_(False),
@@ -348,7 +367,10 @@ def _criterion(crit: Criterion, ctx: _Ctx, table) -> ColumnElement:
     if crit.chain:
         return _chain(crit, ctx, pk)
     if crit.modifier == "missing":
-        sub = _has_rows(TABLE_FOR_TYPE[crit.type], crit.param)
+        if crit.type == "reference":
+            sub = select(sidx_ref.c.resource_pk).where(ref_rows(crit.resource_type, crit.param))
+        else:
+            sub = _has_rows(TABLE_FOR_TYPE[crit.type], crit.param)
         return pk.not_in(sub) if crit.values[0] else pk.in_(sub)
     return _BUILDERS[crit.type](crit, ctx, pk)
 

@@ -22,14 +22,14 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.errors import Gone, NotFound
-from fhir_server.resources.compartment import compartment_patient_ids
 from fhir_server.resources.db import resources, versions
+from fhir_server.resources.indexer import TerminologyDigests
 from fhir_server.resources.sealing import RecordSealer
 from fhir_server.resources.types import check_type
 from vault.keyring import KeyRing
 
 if TYPE_CHECKING:
-    from fhir_server.resources.writer import Writer
+    from fhir_server.resources.writer import Prepared, Writer
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class ResourceStore:
         self.keyring = keyring
         self.sealer = RecordSealer(keyring)
         self.blind = keyring.blind_index()
+        self.terms = TerminologyDigests(self.blind)  # memoised digests of codes only
         # Called with the Writer after its last write and before COMMIT (the HTTP
         # layer stores the request's AuditEvents here, so a write and its audit
         # commit or roll back together). An exception rolls the whole unit back.
@@ -145,8 +146,8 @@ class ResourceStore:
         with self._conn() as conn:
             yield conn
 
-    def prepare_keys(self, resources_to_write: list[dict]) -> None:
-        """Create the data keys these resources will be sealed under, before writing.
+    def prepare_keys(self, prepared: list[Prepared]) -> None:
+        """Create the data keys these writes will be sealed under, before writing.
 
         Also those of every other patient whose compartment holds them: the
         AuditEvent of the write, stored in the same transaction, is sealed under
@@ -154,10 +155,11 @@ class ResourceStore:
         from fhir_server.resources.writer import patient_of
 
         scopes = set()
-        for resource in resources_to_write:
-            scopes.add(self.sealer.scope_for(patient_of(resource)))
+        for ahead in prepared:
+            resource = ahead.source
+            scopes.add(self.sealer.scope_for(patient_of(resource, ahead.compartments)))
             if resource.get("resourceType") != "Patient":
-                scopes.update(self.sealer.scope_for(p) for p in compartment_patient_ids(resource))
+                scopes.update(self.sealer.scope_for(p) for p in ahead.compartments)
         for scope in scopes:
             self.sealer.ensure_key(scope)
 
@@ -175,10 +177,9 @@ class ResourceStore:
         from fhir_server.resources.writer import Writer
         from fhir_server.resources.writer import prepare as prepare_write
 
-        prepare = list(prepare)
-        self.prepare_keys(prepare)
-        # Content-only work (index rows, anchoring leaf) before the write lock.
-        ahead = {id(r): prepare_write(r, self.blind) for r in prepare}
+        # Content-only work (keys, index rows, anchoring leaf) before the write lock.
+        ahead = {id(r): prepare_write(r, self) for r in prepare}
+        self.prepare_keys(list(ahead.values()))
         # Inside a read's request transaction: a savepoint of it (a second writer
         # would wait on the request's own write lock on SQLite).
         with self.write_transaction() as conn:

@@ -198,6 +198,12 @@ def string_values(v: Any) -> list[str]:
     return out
 
 
+def is_identifier_like(v: Any) -> bool:
+    """True for a token value that :func:`token_values` reads as an Identifier or a
+    ContactPoint (a person's MRN, phone, e-mail), not as terminology."""
+    return isinstance(v, dict) and "value" in v and "coding" not in v
+
+
 def token_values(v: Any) -> tuple[list[tuple[str | None, str | None]], list[str]]:  # noqa: PLR0912
     """``([(system, code)], [texts])`` of a token-param value."""
     if isinstance(v, str):

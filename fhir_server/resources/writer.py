@@ -9,6 +9,7 @@ keeps Bundle ingestion fast.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from operator import itemgetter
@@ -57,27 +58,35 @@ class _Current:
 class Prepared:
     """What a write computes from the content alone, done before the transaction
     opens (on SQLite the write lock serialises every writer): the blind-index rows
-    (they never depend on the id or the server-set meta) and the anchoring leaf
-    (it covers the id but not meta). ``source`` is the dict it was computed from."""
+    (they never depend on the id or the server-set meta), and -- valid when the
+    content carries the id it is written under (:meth:`fits`) -- the anchoring leaf
+    (it covers the id but not meta) and the patient compartments. ``source`` is
+    the dict it was computed from."""
 
     source: dict
     index: dict[str, list[dict]]
-    leaf: bytes | None  # None: no id yet, or not canonicalisable (the write will say)
+    leaf: bytes | None  # None: not canonicalisable (the write itself will say)
+    compartments: frozenset[str]
+
+    def fits(self, res_id: str) -> bool:
+        return self.source.get("id") == res_id
 
 
-def prepare(resource: dict, blind) -> Prepared:
+def prepare(resource: dict, store: ResourceStore) -> Prepared:
     leaf = None
-    if resource.get("id"):
-        with suppress(CanonicalizationError):  # the write itself raises it, in order
+    if resource.get("id"):  # without it the leaf could never fit
+        with suppress(CanonicalizationError):  # the write itself will raise it
             leaf = leaf_hash(resource)
-    return Prepared(resource, index_rows(resource, blind), leaf)
+    compartments = frozenset(compartment_patient_ids(resource))
+    index = index_rows(resource, store.blind, store.terms)
+    return Prepared(resource, index, leaf, compartments)
 
 
-def patient_of(resource: dict) -> str | None:
+def patient_of(resource: dict, compartments: Collection[str] | None = None) -> str | None:
     """The patient whose data key seals this resource (None: node data key)."""
     if resource.get("resourceType") == "Patient":
         return resource.get("id")
-    owners = compartment_patient_ids(resource)
+    owners = compartment_patient_ids(resource) if compartments is None else compartments
     return min(owners) if owners else None
 
 
@@ -228,15 +237,12 @@ class Writer:
         scope, sealed, leaf, stored = "", None, None, None
         if resource is not None:
             stored = _with_server_meta(resource, res_id, version_id, now)
-            patient_id = patient_of(stored)
-            scope = self.store.sealer.scope_for(patient_id)
+            ahead = self._prepared_for(resource, res_id)
+            owners = ahead.compartments if ahead is not None else None
+            scope = self.store.sealer.scope_for(patient_of(stored, owners))
             sealed = self.store.sealer.seal(res_type, res_id, version_id, scope, dumps(stored))
-            ahead = self._prepared_for(resource)
             # The leaf covers neither meta nor text (anchoring.canonical), only the id.
-            if ahead is not None and ahead.leaf is not None and resource.get("id") == res_id:
-                leaf = ahead.leaf
-            else:
-                leaf = leaf_hash(stored)
+            leaf = ahead.leaf if ahead is not None and ahead.leaf else leaf_hash(stored)
         # Tuples in _ROW_COLUMNS order, inserted in bulk at flush().
         self._version_rows.append(
             (res_type, res_id, version_id, now, resource is None, method, scope, sealed, leaf)
@@ -265,18 +271,27 @@ class Writer:
         self._stale_pks.append(current.pk)
         return current.pk
 
-    def _prepared_for(self, resource: dict) -> Prepared | None:
+    def _prepared_for(self, resource: dict, res_id: str | None = None) -> Prepared | None:
+        """The Prepared made from this very dict; with ``res_id``, only if it fits."""
         ahead = self._prepared.get(id(resource))
-        return ahead if ahead is not None and ahead.source is resource else None
+        if ahead is None or ahead.source is not resource:
+            return None
+        return ahead if res_id is None or ahead.fits(res_id) else None
 
     def _buffer_index(self, pk: int, stored: dict, source: dict) -> None:
         ahead = self._prepared_for(source)
-        tables = ahead.index if ahead is not None else index_rows(stored, self.store.blind)
+        if ahead is not None:
+            tables = ahead.index
+        else:
+            tables = index_rows(stored, self.store.blind, self.store.terms)
         for name, rows in tables.items():
             values_of = _ROW_VALUES[name]
             self._index_rows[name].extend((pk, *values_of(row)) for row in rows)
-        for patient_id in compartment_patient_ids(stored):
-            self._compartment_rows.append((pk, patient_id))
+        if ahead is not None and ahead.fits(stored["id"]):
+            owners = ahead.compartments
+        else:
+            owners = compartment_patient_ids(stored)
+        self._compartment_rows.extend((pk, patient_id) for patient_id in owners)
 
 
 # Built once: compiling a fresh ``insert().values()`` per row costs more than the row.

@@ -180,3 +180,24 @@ def test_writer_bulk_insert_columns_match_the_schema():
         assert required <= set(columns), (name, required - set(columns))
         if name.startswith("sidx_"):  # index rows: pk first, then index_rows' keys
             assert columns == tuple(table.columns.keys())
+
+
+def test_terminology_digests_are_the_same_digests_and_never_hold_identifiers(blind):
+    from fhir_server.resources.indexer import TerminologyDigests
+
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "identifier": [{"system": "urn:oid:2.16.886.101.20003", "value": "A123456789"}],
+        "telecom": [{"system": "phone", "value": "0912-345-678"}],
+        "name": [{"family": "Lin", "given": ["Mei"]}],
+        "gender": "female",
+        "maritalStatus": {"coding": [{"system": "http://hl7.org/v3", "code": "M"}]},
+    }
+    terms = TerminologyDigests(blind)
+    for resource in (OBS, patient, OBS):
+        assert index_rows(resource, blind, terms) == index_rows(resource, blind)
+    cached_values = {value for _domain, value in terms._cache}
+    assert "8302-2" in cached_values and "female" in cached_values
+    for personal in ("A123456789", "0912-345-678", "Lin", "lin", "Mei", "mei"):
+        assert not any(personal in value for value in cached_values), personal
