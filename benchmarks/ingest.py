@@ -80,7 +80,11 @@ def auth_headers(data_dir: Path, database_url: str | None, base: str) -> dict:
 
 def _post_from(base: str, queue: Queue, headers: dict) -> list[float]:
     session = requests.Session()
-    session.headers.update({"Content-Type": "application/fhir+json", **headers})
+    # A new connection per bundle (as behind a reverse proxy): a kept-alive one
+    # would pin this client to whichever worker accepted it first.
+    session.headers.update(
+        {"Content-Type": "application/fhir+json", "Connection": "close", **headers}
+    )
     timings = []
     while True:
         try:

@@ -58,7 +58,17 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def _register_blueprints(app: Flask) -> None:
+def import_everything() -> None:
+    """Import the route modules (web3 among them) and every R4B model: seconds of
+    work that a pre-fork server's master does once, so that each forked worker
+    starts serving at once instead of importing on its own."""
+    from fhir_server.resources.types import supported_types
+
+    _blueprints()
+    supported_types()
+
+
+def _blueprints() -> list:
     from fhir_server.api.consent_routes import bp as consent_bp
     from fhir_server.api.import_routes import bp as import_bp
     from fhir_server.api.integrity import bp as integrity_bp
@@ -66,12 +76,19 @@ def _register_blueprints(app: Flask) -> None:
     from fhir_server.api.rest import bp as rest_bp
     from fhir_server.api.system import bp as system_bp
 
-    app.register_blueprint(system_bp)
-    app.register_blueprint(operations_bp)
-    app.register_blueprint(integrity_bp)  # $anchor / $verify, before the generic REST rules
-    app.register_blueprint(import_bp)  # Patient/{id}/$import-mhb
-    app.register_blueprint(consent_bp)  # Patient/{id}/$summary, $erase, $share
-    app.register_blueprint(rest_bp)
+    return [
+        system_bp,
+        operations_bp,
+        integrity_bp,  # $anchor / $verify, before the generic REST rules
+        import_bp,  # Patient/{id}/$import-mhb
+        consent_bp,  # Patient/{id}/$summary, $erase, $share
+        rest_bp,
+    ]
+
+
+def _register_blueprints(app: Flask) -> None:
+    for blueprint in _blueprints():
+        app.register_blueprint(blueprint)
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -101,11 +101,15 @@ def serve(
     click.echo(f"PHRX node serving http://{host}:{port}/fhir ({workers} worker(s))")
     click.echo("SMART bearer tokens and patient consent enforced; every access is audited.")
 
-    def factory():
-        from fhir_server.app import create_app
-        from fhir_server.resources.types import supported_types
+    # Import the routes and every R4B model once, here in the master: the forked
+    # workers inherit them and serve at once. A worker still importing while its
+    # sibling serves gets no share of the clients that connected meanwhile.
+    from fhir_server.app import create_app, import_everything
 
-        supported_types()  # import every R4B model now, not on the first request
+    import_everything()
+    settle_heap()  # frozen before fork: the workers share these pages untouched
+
+    def factory():
         app = create_app({"NODE": Node(config)})
         settle_heap()
         return app
