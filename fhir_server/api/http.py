@@ -10,6 +10,7 @@ import json
 
 from flask import Response, current_app, request
 
+from fhir_server import fastjson
 from fhir_server.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
 from fhir_server.resources import ids
 
@@ -83,7 +84,7 @@ def _short(error: Exception) -> str:
 
 
 def fhir_response(body: dict | None, status: int = 200, headers: dict | None = None) -> Response:
-    payload = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
+    payload = b"" if body is None else fastjson.dumps(body)
     response = Response(payload, status=status, mimetype=FHIR_JSON)
     if body is not None:
         response.headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"

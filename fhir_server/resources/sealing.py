@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from fhir_server import fastjson
 from fhir_server.errors import Gone, IntegrityFailure
 from vault.envelope import open_sealed, record_aad, seal
 from vault.errors import IntegrityError, KeyDestroyed
@@ -16,7 +17,7 @@ from vault.keyring import NODE_SCOPE, KeyRing
 
 
 def dumps(resource: dict) -> bytes:
-    return json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode()
+    return fastjson.dumps(resource)
 
 
 class RecordSealer:
