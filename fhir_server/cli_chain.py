@@ -14,11 +14,17 @@ import click
 from fhir_server.cli_options import DATA_DIR, DATABASE_URL
 
 
-def _wait_for_signal() -> None:
-    """Block until SIGINT/SIGTERM (then return, so ``finally`` blocks clean up)."""
+def _stop_on_signal() -> threading.Event:
+    """An event SIGINT/SIGTERM set. Installed before a command announces itself:
+    a caller may signal as soon as it reads the first line, and the default
+    SIGTERM action would kill the process before its ``finally`` cleans up."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _wait_for(stop: threading.Event) -> None:
     while not stop.wait(0.5):
         pass
 
@@ -35,6 +41,7 @@ def anchor_worker(data_dir, database_url, chain, anchor_interval, anchor_batch, 
     """Anchor the journal in its own process (the server then needs no batcher)."""
     from fhir_server.node import Node, NodeConfig
 
+    stop = _stop_on_signal()
     node = Node(
         NodeConfig(
             data_dir=data_dir,
@@ -50,7 +57,7 @@ def anchor_worker(data_dir, database_url, chain, anchor_interval, anchor_batch, 
         dep = node.anchoring.chain.deployment
         click.echo(f"anchor-worker running: chain {chain}, AnchorRegistry {dep.anchor_registry}")
         sys.stdout.flush()
-        _wait_for_signal()
+        _wait_for(stop)
     finally:
         node.close()
 
@@ -93,6 +100,7 @@ def chain_dev(data_dir, port, country) -> None:
     """Run the local anvil dev chain (state in DATA/chain), deploy on first start."""
     from anchoring.node_chain import NodeChain
 
+    stop = _stop_on_signal()
     node_chain = NodeChain(data_dir, "dev", country=country, port=port).open()
     try:
         dep = node_chain.deployment
@@ -100,7 +108,7 @@ def chain_dev(data_dir, port, country) -> None:
         click.echo(f"AnchorRegistry {dep.anchor_registry}")
         click.echo(f"AuthorityRegistry {dep.authority_registry}")
         sys.stdout.flush()
-        _wait_for_signal()
+        _wait_for(stop)
     finally:
         node_chain.close()
 

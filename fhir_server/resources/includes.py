@@ -10,7 +10,7 @@ from sqlalchemy import and_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from fhir_server.resources.db import resources
-from fhir_server.resources.search_sql import ref_rows
+from fhir_server.resources.ref_rows import ref_rows
 from fhir_server.resources.search_tables import sidx_ref
 
 

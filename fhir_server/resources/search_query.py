@@ -20,15 +20,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fhir_server.errors import BadRequest
 from fhir_server.resources.search_params import SearchParam, params_for, supported_types
-from fhir_server.resources.values import date_range, parse_reference
+from fhir_server.resources.search_values import (
+    bad_param,
+    parse_date_value,
+    parse_number_value,
+    parse_quantity_value,
+    parse_reference_value,
+    parse_token_value,
+    split_values,
+    unescape,
+)
 
 MAX_COUNT = 1000
-PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 MODIFIERS = {
     "token": {"not", "text", "missing"},
     "string": {"exact", "contains", "missing"},
@@ -42,44 +49,6 @@ SQL_SORT_TYPES = frozenset({"date", "number", "quantity"})
 _IGNORED = frozenset({"_format", "_pretty"})
 _SPECIAL_ID = SearchParam("_id", "token", (), ())
 _SPECIAL_LU = SearchParam("_lastUpdated", "date", (), ())
-
-
-@dataclass(frozen=True)
-class TokenValue:
-    system: str | None  # None: any system; "": no system (``|code``)
-    code: str | None  # None: ``system|`` (any code in system)
-
-
-@dataclass(frozen=True)
-class DateValue:
-    prefix: str
-    low: int  # epoch µs, inclusive
-    high: int  # exclusive
-    raw: str
-
-
-@dataclass(frozen=True)
-class NumberValue:
-    prefix: str
-    value: float
-    low: float  # implicit precision range [low, high) for eq/ne
-    high: float
-    raw: str
-
-
-@dataclass(frozen=True)
-class QuantityValue:
-    prefix: str
-    number: NumberValue
-    system: str | None
-    code: str | None  # with system None/"" and ``value||x``: matches code or unit
-
-
-@dataclass(frozen=True)
-class RefValue:
-    type: str | None
-    id: str | None
-    url: str | None  # absolute / other URL, matched by digest
 
 
 @dataclass
@@ -121,131 +90,23 @@ class SearchRequest:
     strict: bool = False
 
 
-def _bad(msg: str, param: str) -> BadRequest:
-    return BadRequest(diagnostics=msg, expression=(param,))
-
-
 class _Unknown(Exception):
     """Internal: the parameter is unknown/unsupported (strictness decides)."""
-
-
-def split_values(raw: str) -> list[str]:
-    """Split on unescaped commas; unescape ``\\,`` ``\\|`` ``\\$`` ``\\\\``."""
-    out, cur, i = [], [], 0
-    while i < len(raw):
-        ch = raw[i]
-        if ch == "\\" and i + 1 < len(raw):
-            cur.append(raw[i : i + 2])
-            i += 2
-            continue
-        if ch == ",":
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    out.append("".join(cur))
-    return out
-
-
-def _split_bar(raw: str) -> list[str]:
-    """Split on unescaped ``|`` and unescape."""
-    parts = re.split(r"(?<!\\)\|", raw)
-    return [_unescape(p) for p in parts]
-
-
-def _unescape(s: str) -> str:
-    return re.sub(r"\\([\\,|$])", r"\1", s)
-
-
-def _prefix(raw: str, param: str) -> tuple[str, str]:
-    m = re.match(r"^([a-z]{2})(.*)$", raw)
-    if m:
-        if m.group(1) not in PREFIXES:
-            raise _bad(f"Unknown prefix {m.group(1)!r} in parameter {param!r}", param)
-        return m.group(1), m.group(2)
-    return "eq", raw
-
-
-def parse_date_value(raw: str, param: str) -> DateValue:
-    prefix, text = _prefix(raw, param)
-    r = date_range(text)
-    if r is None:
-        raise _bad(f"Invalid date {raw!r} for parameter {param!r}", param)
-    return DateValue(prefix, r[0], r[1], raw)
-
-
-_NUM = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def parse_number_value(raw: str, param: str) -> NumberValue:
-    prefix, text = _prefix(raw, param)
-    if not _NUM.match(text):
-        raise _bad(f"Invalid number {raw!r} for parameter {param!r}", param)
-    try:
-        d = Decimal(text)
-    except InvalidOperation as exc:  # pragma: no cover - regex guards this
-        raise _bad(f"Invalid number {raw!r} for parameter {param!r}", param) from exc
-    exp = d.as_tuple().exponent
-    half = Decimal(5).scaleb(int(exp) - 1)  # 0.5 * 10**exp
-    return NumberValue(prefix, float(d), float(d - half), float(d + half), raw)
-
-
-def parse_quantity_value(raw: str, param: str) -> QuantityValue:
-    parts = _split_bar(raw)
-    if len(parts) > 3 or len(parts) == 2:
-        raise _bad(f"Invalid quantity {raw!r} for parameter {param!r}", param)
-    num = parse_number_value(parts[0], param)
-    system = code = None
-    if len(parts) == 3:
-        system, code = parts[1], parts[2] or None
-    return QuantityValue(num.prefix, num, system, code)
-
-
-def parse_token_value(raw: str) -> TokenValue:
-    parts = _split_bar(raw)
-    if len(parts) == 1:
-        return TokenValue(None, parts[0])
-    system, code = parts[0], "|".join(parts[1:])
-    return TokenValue(system, code or None)
-
-
-def parse_reference_value(raw: str, sp: SearchParam, type_mod: str | None) -> RefValue:
-    param = sp.code
-    if "/" not in raw and ":" not in raw:
-        if type_mod:
-            return RefValue(type_mod, raw, None)
-        if len(sp.targets) == 1:
-            return RefValue(sp.targets[0], raw, None)
-        return RefValue(None, raw, None)  # id on any target type
-    t, i, url = parse_reference(raw)
-    if i is not None:
-        if type_mod and t != type_mod:
-            raise _bad(f"Reference {raw!r} does not match modifier :{type_mod}", param)
-        if sp.targets and t not in sp.targets:
-            raise _bad(f"Reference type {t!r} is not a target of {param!r}", param)
-        return RefValue(t, i, None)
-    if url is None:
-        raise _bad(f"Unsupported reference {raw!r} for parameter {param!r}", param)
-    tail_id = None
-    if t is not None:
-        tail_id = url.rstrip("/").split("/_history/")[0].rsplit("/", 1)[-1]
-    return RefValue(t, tail_id, url)
 
 
 def _parse_values(sp: SearchParam, modifier: str | None, raw: str, param: str) -> list[Any]:
     vals = [v for v in split_values(raw) if v != ""]
     if modifier == "missing":
         if len(vals) != 1 or vals[0] not in ("true", "false"):
-            raise _bad(f"{param}:missing must be true or false", param)
+            raise bad_param(f"{param}:missing must be true or false", param)
         return [vals[0] == "true"]
     t = sp.type
     if t == "token":
         if modifier == "text":
-            return [_unescape(v) for v in vals]
+            return [unescape(v) for v in vals]
         return [parse_token_value(v) for v in vals]
     if t in ("string", "uri"):
-        return [_unescape(v) for v in vals]
+        return [unescape(v) for v in vals]
     if t == "date":
         return [parse_date_value(v, param) for v in vals]
     if t == "number":
@@ -253,7 +114,7 @@ def _parse_values(sp: SearchParam, modifier: str | None, raw: str, param: str) -
     if t == "quantity":
         return [parse_quantity_value(v, param) for v in vals]
     type_mod = modifier if modifier and modifier[0].isupper() else None
-    return [parse_reference_value(_unescape(v), sp, type_mod) for v in vals]
+    return [parse_reference_value(unescape(v), sp, type_mod) for v in vals]
 
 
 def _lookup(rtype: str, code: str) -> SearchParam:
@@ -272,14 +133,16 @@ def _check_modifier(sp: SearchParam, modifier: str | None, param: str) -> None:
         return
     if sp.code in {"_id", "_lastUpdated"}:
         if modifier != "missing" or sp.code == "_id":
-            raise _bad(f"Unsupported modifier :{modifier} on {param!r}", param)
+            raise bad_param(f"Unsupported modifier :{modifier} on {param!r}", param)
         return
     if sp.type == "reference" and modifier[:1].isupper():
         if modifier not in sp.targets:
-            raise _bad(f"Modifier :{modifier} is not a target type of {param!r}", param)
+            raise bad_param(f"Modifier :{modifier} is not a target type of {param!r}", param)
         return
     if modifier not in MODIFIERS[sp.type]:
-        raise _bad(f"Unknown or unsupported modifier :{modifier} on parameter {param!r}", param)
+        raise bad_param(
+            f"Unknown or unsupported modifier :{modifier} on parameter {param!r}", param
+        )
 
 
 def _parse_simple(rtype: str, key: str, raw: str) -> Criterion | None:
@@ -296,14 +159,14 @@ def _parse_simple(rtype: str, key: str, raw: str) -> Criterion | None:
 def _parse_chain(rtype: str, key: str, raw: str) -> Criterion | None:
     left, _, right = key.partition(".")
     if "." in right:
-        raise _bad(f"Only one level of chaining is supported: {key!r}", key)
+        raise bad_param(f"Only one level of chaining is supported: {key!r}", key)
     code, _, type_mod = left.partition(":")
     sp = _lookup(rtype, code)
     if sp.type != "reference":
-        raise _bad(f"Chained parameter {code!r} is not a reference", key)
+        raise bad_param(f"Chained parameter {code!r} is not a reference", key)
     if type_mod:
         if type_mod not in sp.targets:
-            raise _bad(f"Modifier :{type_mod} is not a target type of {code!r}", key)
+            raise bad_param(f"Modifier :{type_mod} is not a target type of {code!r}", key)
         types = [type_mod]
     else:
         types = list(sp.targets)
@@ -323,16 +186,16 @@ def _parse_chain(rtype: str, key: str, raw: str) -> Criterion | None:
 def _parse_has(rtype: str, key: str, raw: str) -> Criterion | None:
     parts = key.split(":")
     if len(parts) < 4 or not all(parts[1:4]):
-        raise _bad(f"Malformed _has parameter {key!r}", key)
+        raise bad_param(f"Malformed _has parameter {key!r}", key)
     has_type, has_param = parts[1], parts[2]
     inner_key = ":".join(parts[3:])
     if inner_key.startswith("_has") or "." in inner_key:
-        raise _bad(f"Only one level of _has is supported: {key!r}", key)
+        raise bad_param(f"Only one level of _has is supported: {key!r}", key)
     if has_type not in supported_types():
-        raise _bad(f"Unknown resource type {has_type!r} in {key!r}", key)
+        raise bad_param(f"Unknown resource type {has_type!r} in {key!r}", key)
     ref = params_for(has_type).get(has_param)
     if ref is None or ref.type != "reference" or (ref.targets and rtype not in ref.targets):
-        raise _bad(f"{has_type}.{has_param} is not a reference to {rtype} in {key!r}", key)
+        raise bad_param(f"{has_type}.{has_param} is not a reference to {rtype} in {key!r}", key)
     inner = _parse_simple(has_type, inner_key, raw)
     if inner is None:
         return None
@@ -341,7 +204,7 @@ def _parse_has(rtype: str, key: str, raw: str) -> Criterion | None:
 
 def _parse_int(raw: str, name: str) -> int:
     if not re.fullmatch(r"\d{1,9}", raw):
-        raise _bad(f"{name} must be a non-negative integer, got {raw!r}", name)
+        raise bad_param(f"{name} must be a non-negative integer, got {raw!r}", name)
     return int(raw)
 
 
@@ -350,18 +213,18 @@ def _parse_include(rtype: str, raw: str, name: str, rev: bool) -> tuple[str, str
     if raw == "*" or (len(parts) == 2 and parts[1] == "*"):
         return (parts[0] if len(parts) == 2 else rtype, "*", None)
     if len(parts) not in (2, 3) or not all(parts):
-        raise _bad(f"Malformed {name} value {raw!r}", name)
+        raise bad_param(f"Malformed {name} value {raw!r}", name)
     src, code = parts[0], parts[1]
     target = parts[2] if len(parts) == 3 else None
     if not rev and src != rtype:
-        raise _bad(f"{name} source type {src!r} must be {rtype!r}", name)
+        raise bad_param(f"{name} source type {src!r} must be {rtype!r}", name)
     sp = params_for(src).get(code)
     if sp is None or sp.type != "reference":
-        raise _bad(f"{name}: {src}.{code} is not a reference parameter", name)
+        raise bad_param(f"{name}: {src}.{code} is not a reference parameter", name)
     if target is not None and target not in sp.targets:
-        raise _bad(f"{name}: {target!r} is not a target of {src}.{code}", name)
+        raise bad_param(f"{name}: {target!r} is not a target of {src}.{code}", name)
     if rev and sp.targets and rtype not in sp.targets and target is None:
-        raise _bad(f"{name}: {src}.{code} cannot refer to {rtype}", name)
+        raise bad_param(f"{name}: {src}.{code} cannot refer to {rtype}", name)
     return (src, code, target)
 
 
@@ -377,7 +240,7 @@ def parse_search(
             _parse_one(req, key, raw)
         except _Unknown as exc:
             if strict:
-                raise _bad(
+                raise bad_param(
                     f"Unknown or unsupported search parameter {key!r} for {resource_type}"
                     + (f" ({exc.args[0]!r})" if exc.args and exc.args[0] != key else ""),
                     key,
@@ -396,11 +259,11 @@ def _parse_one(req: SearchRequest, key: str, raw: str) -> None:  # noqa: PLR0912
         req.offset = _parse_int(raw, key)
     elif key == "_total":
         if raw not in ("none", "estimate", "accurate"):
-            raise _bad(f"_total must be none, estimate or accurate, got {raw!r}", key)
+            raise bad_param(f"_total must be none, estimate or accurate, got {raw!r}", key)
         req.total = raw
     elif key == "_summary":
         if raw not in ("true", "text", "data", "count", "false"):
-            raise _bad(f"Invalid _summary value {raw!r}", key)
+            raise bad_param(f"Invalid _summary value {raw!r}", key)
         req.summary = raw
     elif key == "_elements":
         req.elements = [e.strip() for e in raw.split(",") if e.strip()]
@@ -433,7 +296,7 @@ def _parse_sort(req: SearchRequest, raw: str) -> None:
         code = item[1:] if desc else item
         if code not in ("_id", "_lastUpdated") and code not in params_for(req.resource_type):
             if req.strict:
-                raise _bad(f"Unknown sort parameter {code!r} for {req.resource_type}", "_sort")
+                raise bad_param(f"Unknown sort parameter {code!r} for {req.resource_type}", "_sort")
             req.unknown.append(f"_sort={item}")
             continue
         req.sort.append((code, desc))

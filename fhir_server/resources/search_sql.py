@@ -35,7 +35,6 @@ Decisions:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -46,7 +45,6 @@ from sqlalchemy import (
     and_,
     false,
     func,
-    not_,
     or_,
     select,
     true,
@@ -57,17 +55,10 @@ from fhir_server.errors import BadRequest
 from fhir_server.resources import matcher
 from fhir_server.resources.db import resources
 from fhir_server.resources.indexer import PREFIX_CAP, token_digest_pairs
-from fhir_server.resources.search_params import reference_alias, union_members
-from fhir_server.resources.search_query import (
-    SQL_SORT_TYPES,
-    Criterion,
-    DateValue,
-    NumberValue,
-    QuantityValue,
-    RefValue,
-    SearchRequest,
-    TokenValue,
-)
+from fhir_server.resources.ref_rows import ref_rows, ref_stored_param
+from fhir_server.resources.search_conditions import date_cond, num_cond
+from fhir_server.resources.search_params import union_members
+from fhir_server.resources.search_query import SQL_SORT_TYPES, Criterion, SearchRequest
 from fhir_server.resources.search_tables import (
     TABLE_FOR_TYPE,
     sidx_date,
@@ -76,9 +67,8 @@ from fhir_server.resources.search_tables import (
     sidx_quantity,
     sidx_ref,
 )
+from fhir_server.resources.search_values import QuantityValue, RefValue, TokenValue
 from fhir_server.resources.values import normalize, trigrams
-
-_DAY_US = 86_400_000_000
 
 
 @dataclass
@@ -117,24 +107,6 @@ class _Ctx:
 # ---------------------------------------------------------------- helpers
 
 
-def ref_rows(rtype: str, param: str) -> ColumnElement:
-    """The sidx_ref rows of reference param ``param`` of ``rtype``: its own, or for a
-    narrower view of another param (search_params.reference_alias) that param's
-    rows whose target type is one it allows (or unknown, as the indexer keeps)."""
-    alias = reference_alias(rtype, param)
-    if alias is None:
-        return sidx_ref.c.param == param
-    stored, types = alias
-    target = sidx_ref.c.target_type
-    return and_(sidx_ref.c.param == stored, or_(target.in_(types), target.is_(None)))
-
-
-def ref_stored_param(rtype: str, param: str) -> str:
-    """The param whose HMAC domain a reference URL of ``param`` is digested in."""
-    alias = reference_alias(rtype, param)
-    return alias[0] if alias else param
-
-
 def _has_rows(table, param: str) -> Select:
     return select(table.c.resource_pk).where(table.c.param == param)
 
@@ -153,50 +125,6 @@ def _hash_all(param: str, hashes: set[bytes]) -> Select:
         .group_by(sidx_hash.c.resource_pk)
         .having(func.count(func.distinct(sidx_hash.c.hash)) == len(hashes))
     )
-
-
-def _date_cond(lo, hi, v: DateValue) -> ColumnElement:
-    sl, sh = v.low, v.high
-    eq = and_(lo >= sl, hi <= sh)
-    p = v.prefix
-    if p == "eq":
-        return eq
-    if p == "ne":
-        return not_(eq)
-    if p == "gt":
-        return hi > sh
-    if p == "lt":
-        return lo < sl
-    if p == "ge":
-        return or_(hi > sh, eq)
-    if p == "le":
-        return or_(lo < sl, eq)
-    if p == "sa":
-        return lo >= sh
-    if p == "eb":
-        return hi <= sl
-    # ap
-    now = int(time.time() * 1_000_000)
-    gap = max(abs(now - sl) // 10, _DAY_US)
-    return and_(lo < sh + gap, hi > sl - gap)
-
-
-def _num_cond(col, v: NumberValue) -> ColumnElement:
-    p = v.prefix
-    if p == "eq":
-        return and_(col >= v.low, col < v.high)
-    if p == "ne":
-        return or_(col < v.low, col >= v.high)
-    if p in ("gt", "sa"):
-        return col > v.value
-    if p in ("lt", "eb"):
-        return col < v.value
-    if p == "ge":
-        return col >= v.value
-    if p == "le":
-        return col <= v.value
-    gap = abs(v.value) * 0.1  # ap
-    return and_(col >= v.value - gap, col <= v.value + gap)
 
 
 # ---------------------------------------------------------------- criteria
@@ -259,14 +187,14 @@ def _uri(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
 
 
 def _date(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
-    conds = [_date_cond(sidx_date.c.low, sidx_date.c.high, v) for v in crit.values]
+    conds = [date_cond(sidx_date.c.low, sidx_date.c.high, v) for v in crit.values]
     return pk.in_(
         select(sidx_date.c.resource_pk).where(sidx_date.c.param == crit.param, or_(*conds))
     )
 
 
 def _number(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
-    conds = [_num_cond(sidx_number.c.value, v) for v in crit.values]
+    conds = [num_cond(sidx_number.c.value, v) for v in crit.values]
     return pk.in_(
         select(sidx_number.c.resource_pk).where(sidx_number.c.param == crit.param, or_(*conds))
     )
@@ -278,7 +206,7 @@ def _quantity(crit: Criterion, ctx: _Ctx, pk) -> ColumnElement:
     conds = []
     for v in crit.values:
         assert isinstance(v, QuantityValue)
-        c = _num_cond(q.value, v.number)
+        c = num_cond(q.value, v.number)
         if v.system and v.code:
             c = and_(c, q.sys_code == ctx.digest(rt, p, "sc", f"{v.system}|{v.code}"))
         elif v.code:
@@ -361,7 +289,7 @@ def _criterion(crit: Criterion, ctx: _Ctx, table) -> ColumnElement:
         if crit.modifier == "missing":
             return false() if crit.values[0] else true()
         col = table.c.last_updated_us
-        return or_(*[_date_cond(col, col + literal(1), v) for v in crit.values])
+        return or_(*[date_cond(col, col + literal(1), v) for v in crit.values])
     if members := union_members(crit.resource_type, crit.param):
         return _union(crit, members, ctx, table)
     if crit.chain:

@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fhir_server.errors import BadRequest
-from fhir_server.resources.search_query import (
-    DateValue,
-    NumberValue,
-    TokenValue,
-    parse_search,
-)
+from fhir_server.resources.search_query import parse_search
+from fhir_server.resources.search_values import DateValue, NumberValue, TokenValue
 
 
 def test_result_parameters():
