@@ -32,20 +32,20 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from anchoring.canonical import leaf_hash_of_bytes
+from anchoring.journal_tables import journal
 from consent.audit_chain import GENESIS, AuditChain, Head
 from fhir_server.errors import AuditFailure
 from fhir_server.resources import ids
 from fhir_server.resources.compartment import compartment_patient_ids
-from fhir_server.resources.db import compartments, node_settings
+from fhir_server.resources.db import compartments, node_settings, versions
 from fhir_server.resources.indexer import CachingBlind, index_rows
 from fhir_server.resources.sealing import dumps
-from fhir_server.resources.search_tables import ALL_TABLES
+from fhir_server.resources.writer import index_row_tuples, insert_sql, with_server_meta
 from vault.keyring import NODE_SCOPE
 
 HEAD_SETTING = "audit_chain_head"
 RES_TYPE = "AuditEvent"
 
-_INDEX_TABLES = {t.name: t for t in ALL_TABLES}
 
 # Engines whose head row and node key are known to exist (neither is ever deleted):
 # one check per process, not one per audited request.
@@ -120,7 +120,7 @@ def append(store, conn, events: list[dict]) -> list[dict]:
         for event in events:
             chained, canonical = chain.link(event)
             res_id = chained["id"]
-            stored = _with_meta(chained, now)
+            stored = with_server_meta(chained, res_id, 1, now)
             sealed = store.sealer.seal(RES_TYPE, res_id, 1, NODE_SCOPE, dumps(stored))
             leaf = leaf_hash_of_bytes(canonical)  # meta is not part of the canonical form
             version_rows.append((RES_TYPE, res_id, 1, now, False, "POST", NODE_SCOPE, sealed, leaf))
@@ -143,11 +143,8 @@ _TEMPLATES = {
     "move_head": "UPDATE node_settings SET value = ? WHERE name = ?",
     "resource": "INSERT INTO resources (res_type, res_id, version_id, last_updated_us, "
     "deleted, key_scope) VALUES (?, ?, ?, ?, ?, ?) RETURNING pk",
-    "version": "INSERT INTO resource_versions (res_type, res_id, version_id, "
-    "last_updated_us, deleted, method, key_scope, sealed, leaf) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "journal": "INSERT INTO anchor_journal (res_type, res_id, version_id, leaf, created_us) "
-    "VALUES (?, ?, ?, ?, ?)",
+    "version": insert_sql(versions.name, "?"),
+    "journal": insert_sql(journal.name, "?"),
 }
 
 
@@ -175,42 +172,16 @@ class _Statements:
 _STATEMENTS: dict[tuple[str, str], _Statements] = {}
 
 
-def _with_meta(event: dict, now_us: int) -> dict:
-    """The stored form, as the Writer makes it: resourceType, id, meta first."""
-    meta = {"versionId": "1", "lastUpdated": ids.instant(now_us)}
-    stored = {"resourceType": RES_TYPE, "id": event["id"], "meta": meta}
-    stored.update((k, v) for k, v in event.items() if k not in stored)
-    return stored
-
-
 def _insert_index_rows(cursor, marker: str, store, pks: list[int], events: list[dict]) -> None:
     blind = _BLINDS.get(store)
     if blind is None:
         blind = _BLINDS[store] = CachingBlind(store.blind, maxsize=4096)
     by_table: dict[str, list[tuple]] = {}
-    patients: list[tuple] = []
     for pk, event in zip(pks, events, strict=True):
-        for name, rows in index_rows(event, blind).items():
-            columns = _columns(name)
-            by_table.setdefault(name, []).extend(
-                tuple(pk if c == "resource_pk" else row.get(c) for c in columns) for row in rows
-            )
-        patients.extend((pk, patient) for patient in sorted(compartment_patient_ids(event)))
+        for name, rows in index_row_tuples(pk, index_rows(event, blind)):
+            by_table.setdefault(name, []).extend(rows)
+        patients = sorted(compartment_patient_ids(event))
+        by_table.setdefault(compartments.name, []).extend((pk, p) for p in patients)
     for name, values in by_table.items():
-        cursor.executemany(_insert_sql(name, _columns(name), marker), values)
-    if patients:
-        sql = _insert_sql(compartments.name, ("resource_pk", "patient_id"), marker)
-        cursor.executemany(sql, patients)
-
-
-def _columns(table_name: str) -> tuple[str, ...]:
-    table = _INDEX_TABLES[table_name]
-    return tuple(c.name for c in table.columns)
-
-
-def _insert_sql(table_name: str, columns: tuple[str, ...], marker: str) -> str:
-    # Table and column names come from our own schema metadata, never from input.
-    return (
-        f"INSERT INTO {table_name} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(marker for _ in columns)})"
-    )
+        if values:
+            cursor.executemany(insert_sql(name, marker), values)

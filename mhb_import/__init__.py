@@ -8,7 +8,7 @@ Flask-free and database-free::
     result.summary  # counts, skipped rows, unknown fields
 """
 
-from .mapper import ImportResult, to_bundle
+from .mapping import ImportResult, to_bundle
 from .parser import MhbExport, ParseLimits, parse_export
 
 __all__ = ["ImportResult", "MhbExport", "ParseLimits", "parse_export", "to_bundle"]

@@ -9,7 +9,7 @@ keeps Bundle ingestion fast.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from operator import itemgetter
@@ -236,7 +236,7 @@ class Writer:
         now = ids.now_us()
         scope, sealed, leaf, stored = "", None, None, None
         if resource is not None:
-            stored = _with_server_meta(resource, res_id, version_id, now)
+            stored = with_server_meta(resource, res_id, version_id, now)
             ahead = self._prepared_for(resource, res_id)
             owners = ahead.compartments if ahead is not None else None
             scope = self.store.sealer.scope_for(patient_of(stored, owners))
@@ -284,9 +284,8 @@ class Writer:
             tables = ahead.index
         else:
             tables = index_rows(stored, self.store.blind, self.store.terms)
-        for name, rows in tables.items():
-            values_of = _ROW_VALUES[name]
-            self._index_rows[name].extend((pk, *values_of(row)) for row in rows)
+        for name, rows in index_row_tuples(pk, tables):
+            self._index_rows[name].extend(rows)
         if ahead is not None and ahead.fits(stored["id"]):
             owners = ahead.compartments
         else:
@@ -337,6 +336,24 @@ _ROW_VALUES = {
 }
 
 
+def insert_sql(table_name: str, marker: str) -> str:
+    """``INSERT`` of the :data:`_ROW_COLUMNS` of ``table_name`` in the driver's
+    paramstyle (``marker``: ``?`` or ``%s``)."""
+    columns = _ROW_COLUMNS[table_name]
+    # Table and column names come from the constant above, never from input.
+    return (
+        f"INSERT INTO {table_name} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(marker for _ in columns)})"
+    )
+
+
+def index_row_tuples(pk: int, tables: dict[str, list[dict]]) -> Iterator[tuple[str, list[tuple]]]:
+    """``(table name, rows as tuples in _ROW_COLUMNS order)`` of ``index_rows`` output."""
+    for name, rows in tables.items():
+        values_of = _ROW_VALUES[name]
+        yield name, [(pk, *values_of(row)) for row in rows]
+
+
 def _bulk_insert(conn: Connection, table_name: str, rows: list[tuple]) -> None:
     """executemany straight on the driver cursor, within the same transaction.
 
@@ -345,16 +362,10 @@ def _bulk_insert(conn: Connection, table_name: str, rows: list[tuple]) -> None:
     not dicts) halves the cost of storing tens of thousands of blind-index rows
     per Bundle.
     """
-    columns = _ROW_COLUMNS[table_name]
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    # Table and column names come from the constant above, never from input.
-    sql = (
-        f"INSERT INTO {table_name} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(marker for _ in columns)})"
-    )
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.executemany(sql, rows)
+        cursor.executemany(insert_sql(table_name, marker), rows)
     finally:
         cursor.close()
 
@@ -363,7 +374,8 @@ def _index_tables():
     return [t for name, t in metadata.tables.items() if name.startswith("sidx_")]
 
 
-def _with_server_meta(resource: dict, res_id: str, version_id: int, now_us: int) -> dict:
+def with_server_meta(resource: dict, res_id: str, version_id: int, now_us: int) -> dict:
+    """The stored form: resourceType, id and meta (versionId, lastUpdated) first."""
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version_id)
     meta["lastUpdated"] = ids.instant(now_us)

@@ -27,7 +27,7 @@ from fhir_server.errors import (
     UnsupportedMediaType,
 )
 from mhb_import import codes as C
-from mhb_import.mapper import observation_value, parse_range
+from mhb_import.mapping.values import observation_value, parse_range
 from mhb_import.synthetic import dumps_json, dumps_xml, scenario_export, synthetic_export
 
 FIXTURES = Path(__file__).parent / "fixtures"
