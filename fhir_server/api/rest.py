@@ -129,7 +129,10 @@ def update(res_type: str, res_id: str):
     policy = guard.write("u", res_type)
     body = validate_resource(read_json_body(), expected_type=res_type)
     if_match = parse_etag(request.headers.get("If-Match"))
-    with store().unit_of_work(prepare=[{**body, "id": res_id}], policy=policy) as writer:
+    # The very dict written is prepared (index rows, leaf) before the write lock;
+    # a body naming another id gets its keys prepared under the URL id and a 400.
+    staged = body if body.get("id") == res_id else {**body, "id": res_id}
+    with store().unit_of_work(prepare=[staged], policy=policy) as writer:
         result = interactions.update(writer, res_type, res_id, body, if_match)
     return _written(result)
 

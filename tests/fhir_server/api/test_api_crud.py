@@ -303,3 +303,23 @@ def test_if_none_match_on_read_gives_304(client):
     response = client.get(f"/fhir/Patient/{created['id']}", headers={"If-None-Match": 'W/"1"'})
     assert response.status_code == 304
     assert response.get_data() == b""
+
+
+def test_create_and_update_index_each_resource_once_before_the_write_lock(client, monkeypatch):
+    # The content-only work (index rows, leaf) is prepared before the transaction
+    # and reused for the very dict written: a second computation would be the
+    # in-lock fallback.
+    from fhir_server.resources import writer
+
+    calls = []
+    real = writer.index_rows
+    monkeypatch.setattr(writer, "index_rows", lambda *a: calls.append(a[0]) or real(*a))
+    patient = {"resourceType": "Patient", "name": [{"family": "Once"}]}
+    created = client.post("/fhir/Patient", json=patient, headers=JSON)
+    assert created.status_code == 201
+    patient_id = created.get_json()["id"]
+    changed = {**patient, "id": patient_id, "name": [{"family": "Twice"}]}
+    updated = client.put(f"/fhir/Patient/{patient_id}", json=changed, headers=JSON)
+    assert updated.status_code == 200
+    patients = [r for r in calls if r.get("resourceType") == "Patient"]
+    assert len(patients) == 2
