@@ -35,7 +35,7 @@ from anchoring.canonical import leaf_hash_of_bytes
 from anchoring.journal_tables import journal
 from consent.audit_chain import GENESIS, AuditChain, Head
 from fhir_server.errors import AuditFailure
-from fhir_server.resources import ids
+from fhir_server.resources import driver_sql, ids
 from fhir_server.resources.compartment import compartment_patient_ids
 from fhir_server.resources.db import compartments, node_settings, versions
 from fhir_server.resources.indexer import CachingBlind, index_rows
@@ -104,10 +104,13 @@ def append(store, conn, events: list[dict]) -> list[dict]:
     caller's transaction rolls back with it."""
     if not events:
         return []
-    sql = _Statements.of(conn)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(sql.head, (HEAD_SETTING,))
+    dialect = conn.dialect
+    mark = driver_sql.marker(dialect)
+    # SQLite: the write lock is held already; PostgreSQL: lock the head row.
+    head_sql = _HEAD + (" FOR UPDATE" if dialect.name == "postgresql" else "")
+    resource_sql = driver_sql.in_style(dialect, _RESOURCE)
+    with driver_sql.cursor(conn.engine, conn) as cursor:
+        cursor.execute(driver_sql.in_style(dialect, head_sql), (HEAD_SETTING,))
         row = cursor.fetchone()
         if row is None:
             raise AuditFailure(
@@ -125,51 +128,23 @@ def append(store, conn, events: list[dict]) -> list[dict]:
             leaf = leaf_hash_of_bytes(canonical)  # meta is not part of the canonical form
             version_rows.append((RES_TYPE, res_id, 1, now, False, "POST", NODE_SCOPE, sealed, leaf))
             journal_rows.append((RES_TYPE, res_id, 1, leaf, now))
-            cursor.execute(sql.resource, (RES_TYPE, res_id, 1, now, False, NODE_SCOPE))
+            cursor.execute(resource_sql, (RES_TYPE, res_id, 1, now, False, NODE_SCOPE))
             pks.append(cursor.fetchone()[0])
             stored_events.append(stored)
-        cursor.executemany(sql.version, version_rows)
-        cursor.executemany(sql.journal, journal_rows)
-        _insert_index_rows(cursor, sql.marker, store, pks, stored_events)
-        head = chain.head
-        cursor.execute(sql.move_head, (f"{head.sequence}:{head.digest}", HEAD_SETTING))
-    finally:
-        cursor.close()
+        cursor.executemany(insert_sql(versions.name, mark), version_rows)
+        cursor.executemany(insert_sql(journal.name, mark), journal_rows)
+        _insert_index_rows(cursor, mark, store, pks, stored_events)
+        head = f"{chain.head.sequence}:{chain.head.digest}"
+        cursor.execute(driver_sql.in_style(dialect, _MOVE_HEAD), (head, HEAD_SETTING))
     return stored_events
 
 
-_TEMPLATES = {
-    "head": "SELECT value FROM node_settings WHERE name = ?",
-    "move_head": "UPDATE node_settings SET value = ? WHERE name = ?",
-    "resource": "INSERT INTO resources (res_type, res_id, version_id, last_updated_us, "
-    "deleted, key_scope) VALUES (?, ?, ?, ?, ?, ?) RETURNING pk",
-    "version": insert_sql(versions.name, "?"),
-    "journal": insert_sql(journal.name, "?"),
-}
-
-
-class _Statements:
-    """The few statements of :func:`append`, in the driver's own paramstyle: sent
-    straight on the driver cursor, they skip SQLAlchemy's per-statement overhead,
-    which on this path cost more than the writes themselves."""
-
-    def __init__(self, dialect: str, marker: str) -> None:
-        self.marker = marker
-        for name, template in _TEMPLATES.items():
-            setattr(self, name, template.replace("?", marker))
-        if dialect == "postgresql":  # SQLite: the write lock is held already
-            self.head += " FOR UPDATE"
-
-    @classmethod
-    def of(cls, conn) -> _Statements:
-        key = (conn.dialect.name, "?" if conn.dialect.paramstyle == "qmark" else "%s")
-        found = _STATEMENTS.get(key)
-        if found is None:
-            found = _STATEMENTS[key] = cls(*key)
-        return found
-
-
-_STATEMENTS: dict[tuple[str, str], _Statements] = {}
+_HEAD = "SELECT value FROM node_settings WHERE name = ?"
+_MOVE_HEAD = "UPDATE node_settings SET value = ? WHERE name = ?"
+_RESOURCE = (
+    "INSERT INTO resources (res_type, res_id, version_id, last_updated_us, deleted, key_scope) "
+    "VALUES (?, ?, ?, ?, ?, ?) RETURNING pk"
+)
 
 
 def _insert_index_rows(cursor, marker: str, store, pks: list[int], events: list[dict]) -> None:

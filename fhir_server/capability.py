@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from fhir_server.resources import ids
 from fhir_server.resources.search_params import params_for
 from fhir_server.resources.types import supported_types
@@ -40,7 +42,7 @@ def capability_statement(base_url: str, operations: list[dict] | None = None) ->
             {
                 "mode": "server",
                 "security": oauth_security(base_url),
-                "resource": [_resource(t) for t in sorted(supported_types())],
+                "resource": list(_resources()),
                 "interaction": [
                     {"code": "transaction"},
                     {"code": "batch"},
@@ -50,6 +52,13 @@ def capability_statement(base_url: str, operations: list[dict] | None = None) ->
             }
         ],
     }
+
+
+@cache
+def _resources() -> tuple[dict, ...]:
+    """Every type's entry: fixed for the life of the process (about 1 ms to build,
+    on every ``GET metadata``). Shared between responses: serialised, never changed."""
+    return tuple(_resource(t) for t in sorted(supported_types()))
 
 
 def _resource(res_type: str) -> dict:

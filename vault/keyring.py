@@ -62,9 +62,10 @@ class GenerationalDataKeyStore(DataKeyStore, Protocol):
     ``generation()`` is an opaque value that changes whenever ``delete`` runs (in
     the same transaction as the deletion); :meth:`KeyRing.refresh` compares it to
     drop keys another process destroyed. It must be cheap: called once per request.
+    ``conn``: the store's handle of a transaction the caller holds, to read it in.
     """
 
-    def generation(self) -> str: ...
+    def generation(self, conn=None) -> str: ...
 
 
 class MemoryDataKeyStore:
@@ -87,7 +88,7 @@ class MemoryDataKeyStore:
             self._deletions += 1
             return self._data.pop(scope, None) is not None
 
-    def generation(self) -> str:
+    def generation(self, conn=None) -> str:  # conn: no transactions in memory
         return str(self._deletions)
 
 
@@ -105,6 +106,8 @@ class KeyRing:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._generation: str | None = None  # of the store, when the cache was last checked
+        # Checked once: isinstance against a runtime Protocol costs microseconds per call.
+        self._generational = isinstance(store, GenerationalDataKeyStore)
 
     def __repr__(self) -> str:
         return f"KeyRing(store={self._store!r}, cached_scopes={len(self._cache)})"
@@ -154,14 +157,15 @@ class KeyRing:
             self._cache.pop(scope, None)
             return self._store.delete(scope)
 
-    def refresh(self) -> None:
+    def refresh(self, conn=None) -> None:
         """Forget every cached key if any key was destroyed since the last check --
         by this process or another sharing the store. Callers run it before each
-        unit of work (a request): one small read of the store's generation marker.
+        unit of work (a request): one small read of the store's generation marker,
+        on ``conn`` when given (the store's handle of the caller's transaction).
         The surviving keys are unwrapped again on their next use."""
-        if not isinstance(self._store, GenerationalDataKeyStore):
+        if not self._generational:
             return
-        current = self._store.generation()
+        current = self._store.generation(conn)
         if current != self._generation:
             with self._locks_guard:
                 self._cache.clear()

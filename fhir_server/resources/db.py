@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from fhir_server.resources import wal_checkpoint
+
 metadata = MetaData()
 
 
@@ -113,6 +115,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Checkpoints run in the background (wal_checkpoint.py), not in a writer's COMMIT.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={wal_checkpoint.SAFETY_PAGES}")
     cursor.close()
 
 
@@ -124,8 +128,9 @@ def _sqlite_begin(conn) -> None:
     # concurrent writers queue instead of failing half-way with "database is
     # locked" when a read lock cannot be upgraded. Reads (engine.connect())
     # begin deferred: in WAL mode they never wait for, or block, a writer.
+    # Sent on the driver connection: this runs at the start of every transaction.
     immediate = conn.get_execution_options().get(_WRITE, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class WriterQueue:
@@ -198,6 +203,7 @@ def make_engine(url: str) -> Engine:
         path = engine.url.database
         queue = WriterQueue(path) if path and path != ":memory:" else None
         engine.begin = _write_begin(engine, queue)
+        wal_checkpoint.CHECKPOINTER.register(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from fhir_server.resources import ids
+from fhir_server.resources import driver_sql, ids
 from fhir_server.resources.db import data_keys, node_settings
 
 GENERATION_SETTING = "data_key_generation"
+_GENERATION = "SELECT value FROM node_settings WHERE name = ?"  # once per request
 
 
 class SqlDataKeyStore:
@@ -61,12 +62,10 @@ class SqlDataKeyStore:
             )
         return result.rowcount > 0
 
-    def generation(self) -> str:
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                select(node_settings.c.value).where(node_settings.c.name == GENERATION_SETTING)
-            ).scalar()
-        return value or ""
+    def generation(self, conn: Connection | None = None) -> str:
+        """The deletion marker (on ``conn`` when given: inside the caller's transaction)."""
+        row = driver_sql.fetch_one(self.engine, _GENERATION, (GENERATION_SETTING,), conn)
+        return (row[0] if row else None) or ""
 
     def _ensure_generation_row(self) -> None:
         if self.generation():

@@ -22,6 +22,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.errors import Gone, NotFound
+from fhir_server.resources import driver_sql
 from fhir_server.resources.db import resources, versions
 from fhir_server.resources.indexer import TerminologyDigests
 from fhir_server.resources.sealing import RecordSealer
@@ -58,6 +59,22 @@ _VERSION_COLUMNS = (
     versions.c.sealed,
     versions.c.leaf,
 )
+
+# Column names from the constant above, never from input.
+_CURRENT_VERSION = (
+    f"SELECT {', '.join(f'v.{c.name}' for c in _VERSION_COLUMNS)} "  # noqa: S608
+    f"FROM {resources.name} r JOIN {versions.name} v ON v.res_type = r.res_type "
+    "AND v.res_id = r.res_id AND v.version_id = r.version_id "
+    "WHERE r.res_type = ? AND r.res_id = ?"
+)
+
+
+def _version_row(row: tuple) -> VersionRow:
+    """A VersionRow of a driver row of :data:`_VERSION_COLUMNS` (sqlite3 returns
+    booleans as 0 / 1)."""
+    res_type, res_id, version_id, updated, deleted, *rest = row
+    return VersionRow(res_type, res_id, version_id, updated, bool(deleted), *rest)
+
 
 # (store, connection) of the request transaction the current thread runs in, if any.
 _BOUND: ContextVar[tuple[ResourceStore, Connection] | None] = ContextVar(
@@ -118,10 +135,16 @@ class ResourceStore:
 
     # -- request transactions --------------------------------------------------
     def begin_request(self) -> RequestTransaction:
-        """Open the request transaction (see :class:`RequestTransaction`); first the
-        key ring drops keys another process destroyed (``$erase`` on another worker)."""
-        self.keyring.refresh()
-        return RequestTransaction(self)
+        """Open the request transaction (see :class:`RequestTransaction`); in it, the
+        key ring first drops keys another process destroyed (``$erase`` on another
+        worker) -- inside, so no destruction can slip in between check and use."""
+        transaction = RequestTransaction(self)
+        try:
+            self.keyring.refresh(transaction.conn)
+        except BaseException:
+            transaction.rollback()
+            raise
+        return transaction
 
     def bound(self) -> Connection | None:
         """The connection of the request transaction this thread runs in, if any."""
@@ -205,21 +228,10 @@ class ResourceStore:
         self, res_type: str, res_id: str, conn: Connection | None = None
     ) -> VersionRow | None:
         check_type(res_type)
-        query = (
-            select(*_VERSION_COLUMNS)
-            .select_from(
-                resources.join(
-                    versions,
-                    and_(
-                        versions.c.res_type == resources.c.res_type,
-                        versions.c.res_id == resources.c.res_id,
-                        versions.c.version_id == resources.c.version_id,
-                    ),
-                )
-            )
-            .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
-        )
-        return self._one(query, conn)
+        # The look-up of every read: straight to the driver (see driver_sql).
+        bound = conn if conn is not None else self.bound()
+        row = driver_sql.fetch_one(self.engine, _CURRENT_VERSION, (res_type, res_id), bound)
+        return _version_row(row) if row is not None else None
 
     def vread(self, res_type: str, res_id: str, version_id: int) -> dict:
         check_type(res_type)

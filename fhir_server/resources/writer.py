@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import cache
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection
 from anchoring import journal as anchor_journal
 from anchoring.canonical import CanonicalizationError, leaf_hash
 from fhir_server.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
-from fhir_server.resources import ids
+from fhir_server.resources import driver_sql, ids
 from fhir_server.resources.compartment import compartment_patient_ids
 from fhir_server.resources.db import compartments, metadata, resources, versions
 from fhir_server.resources.indexer import index_rows
@@ -336,6 +337,7 @@ _ROW_VALUES = {
 }
 
 
+@cache
 def insert_sql(table_name: str, marker: str) -> str:
     """``INSERT`` of the :data:`_ROW_COLUMNS` of ``table_name`` in the driver's
     paramstyle (``marker``: ``?`` or ``%s``)."""
@@ -362,12 +364,8 @@ def _bulk_insert(conn: Connection, table_name: str, rows: list[tuple]) -> None:
     not dicts) halves the cost of storing tens of thousands of blind-index rows
     per Bundle.
     """
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.executemany(insert_sql(table_name, marker), rows)
-    finally:
-        cursor.close()
+    with driver_sql.cursor(conn.engine, conn) as cursor:
+        cursor.executemany(insert_sql(table_name, driver_sql.marker(conn.dialect)), rows)
 
 
 def _index_tables():

@@ -29,6 +29,7 @@ def init_app(app, node) -> SmartApp:
     from fhir_server.smart.flask_hook import authenticate_request
     from fhir_server.smart.server import SmartAuthorizationServer
     from fhir_server.smart.service import SmartService
+    from fhir_server.smart.session import LazyCookieSessionInterface
     from fhir_server.smart.views import bp
 
     service = SmartService(node)
@@ -37,6 +38,7 @@ def init_app(app, node) -> SmartApp:
     app.extensions["phrx.smart"] = smart
     if not app.secret_key:
         app.secret_key = service.session_secret
+    app.session_interface = LazyCookieSessionInterface()
     app.config.setdefault("PHRX_AUTH", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config["SESSION_COOKIE_PATH"] = app.config.get("SESSION_COOKIE_PATH") or "/fhir/auth"

@@ -7,6 +7,7 @@ public half is published at the ``jwks_uri``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -16,6 +17,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 SIGNING_ALG = "RS256"
+VERIFIED_CACHE_SIZE = 4096  # tokens whose signature check is remembered per process
 
 
 def _create_exclusive(path: Path, content: bytes) -> None:
@@ -55,6 +57,7 @@ class SigningKey:
             _create_exclusive(path, json.dumps(data).encode())
         self.key = RSAKey.import_key(json.loads(path.read_text()))
         self.kid = self.key.kid
+        self._verified: dict[bytes, dict] = {}  # SHA-256 of a verified token -> claims
 
     def jwks(self) -> dict:
         public = self.key.as_dict(private=False)
@@ -67,9 +70,21 @@ class SigningKey:
 
     def verify(self, token: str) -> dict:
         """Check the signature (RS256 only: ``none`` and HS256 never pass) and return
-        the claims; raises joserfc errors or ValueError on any defect."""
-        keys = KeySet([self.key])
-        decoded = jwt.decode(token, keys, algorithms=[SIGNING_ALG])
-        if decoded.header.get("alg") != SIGNING_ALG:
-            raise ValueError("unexpected alg")
-        return dict(decoded.claims)
+        the claims; raises joserfc errors or ValueError on any defect.
+
+        A token that verified once is remembered by its SHA-256 (never the token
+        itself), so a client's every request does not parse and check the same
+        signature again: the result depends on nothing but the bytes and this key.
+        Expiry, audience and revocation are the caller's, checked on every use."""
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        claims = self._verified.get(digest)
+        if claims is None:
+            keys = KeySet([self.key])
+            decoded = jwt.decode(token, keys, algorithms=[SIGNING_ALG])
+            if decoded.header.get("alg") != SIGNING_ALG:
+                raise ValueError("unexpected alg")
+            claims = dict(decoded.claims)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()  # bounded; refilled by the tokens in use
+            self._verified[digest] = claims
+        return dict(claims)  # our tokens' claims are flat: a copy keeps the cache intact

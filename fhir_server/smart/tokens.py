@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from fhir_server.resources import ids
+from fhir_server.resources import driver_sql, ids
 from fhir_server.smart.credentials import secret_digest
 from fhir_server.smart.keys import SigningKey
 from fhir_server.smart.tables import codes, tokens
@@ -250,7 +250,9 @@ class TokenStore:
         return token
 
     def by_jti(self, jti: str) -> TokenRecord | None:
-        return self._one(tokens.c.jti == jti, via_refresh=False)
+        # On every request with a token: straight to the driver (see driver_sql).
+        row = driver_sql.fetch_one(self.engine, _BY_JTI, (jti,))
+        return _stored(row, via_refresh=False) if row is not None else None
 
     def by_refresh(self, refresh_token: str) -> TokenRecord | None:
         return self._one(tokens.c.refresh_hash == secret_digest(refresh_token), via_refresh=True)
@@ -274,22 +276,46 @@ class TokenStore:
 
     def _one(self, condition, via_refresh: bool) -> TokenRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(tokens).where(condition)).first()
-        if row is None:
-            return None
-        return TokenRecord(
-            row.jti,
-            row.client_id,
-            row.username,
-            row.scope,
-            json.loads(row.context),
-            row.grant_type,
-            row.issued_us,
-            row.expires_us,
-            row.refresh_expires_us,
-            row.revoked,
-            via_refresh,
-        )
+            row = conn.execute(select(*_RECORD_COLUMNS).where(condition)).first()
+        return _stored(tuple(row), via_refresh) if row is not None else None
+
+
+_RECORD_COLUMNS = (
+    tokens.c.jti,
+    tokens.c.client_id,
+    tokens.c.username,
+    tokens.c.scope,
+    tokens.c.context,
+    tokens.c.grant_type,
+    tokens.c.issued_us,
+    tokens.c.expires_us,
+    tokens.c.refresh_expires_us,
+    tokens.c.revoked,
+)
+# Column names from the constant above, never from input.
+_BY_JTI = (
+    f"SELECT {', '.join(c.name for c in _RECORD_COLUMNS)} FROM {tokens.name} "  # noqa: S608
+    "WHERE jti = ?"
+)
+
+
+def _stored(row: tuple, via_refresh: bool) -> TokenRecord:
+    """A TokenRecord of a row of :data:`_RECORD_COLUMNS`."""
+    jti, client_id, username, scope, context, *times_and_grant, revoked = row
+    grant, issued, expires, refresh_expires = times_and_grant
+    return TokenRecord(
+        jti,
+        client_id,
+        username,
+        scope,
+        json.loads(context),
+        grant,
+        issued,
+        expires,
+        refresh_expires,
+        bool(revoked),  # sqlite3 returns SQLite booleans as 0 / 1
+        via_refresh,
+    )
 
 
 def _record(row: dict, subject: Subject) -> TokenRecord:

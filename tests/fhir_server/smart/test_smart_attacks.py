@@ -196,3 +196,39 @@ def test_other_client_cannot_introspect_or_revoke(flow, smart_client, smart_node
     r = smart_client.post("/fhir/auth/revoke", data={"token": token["access_token"], **auth})
     assert r.status_code == 400
     assert _bearer(smart_client, token["access_token"]).status_code == 200
+
+
+def test_verified_tokens_are_remembered_by_digest_only(flow, smart_client, smart, monkeypatch):
+    """The signature check of a token is done once per process; what is kept is the
+    token's SHA-256, and everything else is still checked on every use."""
+    access = flow.full()["access_token"]
+    assert _bearer(smart_client, access).status_code == 200
+    key = smart.signing_key
+    assert hashlib.sha256(access.encode()).digest() in key._verified
+    assert all(isinstance(k, bytes) and len(k) == 32 for k in key._verified)  # never the token
+    # a changed signature is another token: checked again, and refused
+    head, body, signature = access.split(".")
+    swapped = "B" if signature[-2] == "A" else "A"
+    forged = f"{head}.{body}.{signature[:-2]}{swapped}{signature[-1]}"
+    assert _bearer(smart_client, forged).status_code == 401
+    # the claims handed out are copies: changing one does not change the next
+    key.verify(access)["scope"] = "system/*.cruds"
+    assert key.verify(access)["scope"] != "system/*.cruds"
+    # expiry is checked on each use, also of a remembered token
+    real_now, real_time = ids.now_us(), time.time()
+    monkeypatch.setattr(ids, "now_us", lambda: real_now + 3601 * 10**6)
+    monkeypatch.setattr(time, "time", lambda: real_time + 3601)
+    assert _bearer(smart_client, access).status_code == 401
+
+
+def test_api_requests_set_no_session_and_forged_sessions_fail(flow, smart_client):
+    """No session is opened for an API call (its cookie belongs to the login pages);
+    where a session cookie is sent, its signature is still checked."""
+    access = flow.full()["access_token"]
+    r = _bearer(smart_client, access)
+    assert r.status_code == 200 and "Set-Cookie" not in r.headers
+    fresh = type(smart_client)(smart_client.application)
+    fresh.set_cookie("session", "eyJ1c2VyIjoiYWxpY2UifQ.forged.signature", path="/fhir/auth")
+    params, _ = flow.authorize_params()
+    r = fresh.get("/fhir/auth/authorize", query_string=params)
+    assert r.status_code == 302 and "/fhir/auth/login" in r.headers["Location"]
