@@ -98,12 +98,16 @@ class Batcher:
         poll: float = 0.1,
         owner: str | None = None,
         reset: Callable[[], None] | None = None,
+        leads: Callable[[], bool] | None = None,
     ) -> None:
         if interval <= 0 or batch_size < 1:
             raise ValueError("interval > 0 and batch_size >= 1")
         self.engine = engine
         self._chain = chain
         self._reset = reset  # called after a failure so the next attempt reconnects
+        # Whether this process is the node's anchoring process (anchoring.leader):
+        # the background rounds run only there; flush() runs wherever it is asked.
+        self._leads = leads
         self.interval = interval
         self.batch_size = batch_size
         self.lease_s = lease_s
@@ -147,6 +151,8 @@ class Batcher:
         """One scheduling round; never raises (failures back off)."""
         if time.monotonic() < self._retry_at:
             return []
+        if self._leads is not None and not self._leads():
+            return []  # another process of this node anchors
         try:
             with self._lock:
                 return self._work(force=False)

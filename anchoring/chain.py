@@ -13,6 +13,7 @@ from eth_utils import function_signature_to_4byte_selector
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.logs import DISCARD
 from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import RPCEndpoint
 
 from anchoring.contracts.build import load_artifacts
 from anchoring.txsender import ChainError, SendPolicy, TransactionSender
@@ -114,7 +115,16 @@ class ChainClient:
 
     @classmethod
     def from_url(cls, url: str, private_key: str, **kwargs: Any) -> ChainClient:
-        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 30}))
+        # web3 validates the chain id of every call and transaction it builds, each
+        # time with an eth_chainId round trip (6 per anchored batch); a chain's id is
+        # fixed, so that one answer is cached.
+        provider = HTTPProvider(
+            url,
+            request_kwargs={"timeout": 30},
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
+        w3 = Web3(provider)
         # QBFT/Clique put more than 32 bytes in extraData; web3 rejects that without this.
         w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
         return cls(w3, private_key, **kwargs)

@@ -11,11 +11,12 @@ import socket
 import uuid
 from dataclasses import dataclass, replace
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from anchoring.journal_tables import ANCHORED, CLAIMED, SENT, batches, journal, now_us, proofs
 from anchoring.merkle import MerkleTree
+from fhir_server.resources import driver_sql
 
 
 def new_owner() -> str:
@@ -111,12 +112,11 @@ def claim_batch(engine: Engine, owner: str, max_leaves: int, lease_s: float) -> 
                 attempts=0,
             )
         )
-        conn.execute(
-            update(journal)
-            .where(journal.c.seq == bindparam("s"), journal.c.batch_id.is_(None))
-            .values(batch_id=batch_id, leaf_index=bindparam("i")),
-            [{"s": r.seq, "i": i} for i, r in enumerate(rows)],
-        )
+        with driver_sql.cursor(engine, conn) as cursor:  # thousands of rows: the driver's loop
+            cursor.executemany(
+                driver_sql.in_style(conn.dialect, _CLAIM_LEAF),
+                [(batch_id, i, r.seq) for i, r in enumerate(rows)],
+            )
     return Batch(batch_id, tree.root, len(rows), CLAIMED, owner)
 
 
@@ -180,16 +180,6 @@ def release(engine: Engine, owner: str) -> None:
         )
 
 
-def batch_leaves(engine: Engine, batch_id: str) -> list[bytes]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(journal.c.leaf)
-            .where(journal.c.batch_id == batch_id)
-            .order_by(journal.c.leaf_index)
-        ).all()
-    return [bytes(r.leaf) for r in rows]
-
-
 def mark_sent(engine: Engine, batch_id: str, owner: str, tx_hash: bytes) -> None:
     with engine.begin() as conn:
         conn.execute(
@@ -221,11 +211,24 @@ class AnchorInfo:
 
 
 def complete(engine: Engine, batch: Batch, info: AnchorInfo) -> bool:
-    """Store the anchor and every leaf's audit path; False if the batch was already complete."""
-    leaves = batch_leaves(engine, batch.batch_id)
-    tree = MerkleTree(leaves)
-    if tree.root != batch.root or len(leaves) != batch.leaf_count:
+    """Store the anchor and every leaf's audit path; False if the batch was already complete.
+
+    The leaves of a claimed batch no longer change, so the tree and every audit path
+    are computed before the write transaction: it only stores them (on SQLite every
+    other writer of the node, reads included, waits while it runs)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(journal.c.seq, journal.c.leaf)
+            .where(journal.c.batch_id == batch.batch_id)
+            .order_by(journal.c.leaf_index)
+        ).all()
+    tree = MerkleTree([bytes(row.leaf) for row in rows])
+    if tree.root != batch.root or len(rows) != batch.leaf_count:
         raise RuntimeError(f"batch {batch.batch_id} changed after it was claimed")
+    proof_rows = [
+        (row.seq, batch.batch_id, json.dumps([h.hex() for h in tree.proof(i).path]))
+        for i, row in enumerate(rows)
+    ]
     with engine.begin() as conn:
         result = conn.execute(
             update(batches)
@@ -246,20 +249,14 @@ def complete(engine: Engine, batch: Batch, info: AnchorInfo) -> bool:
         )
         if result.rowcount != 1:
             return False  # someone else completed it; the proofs are already there
-        seqs = conn.execute(
-            select(journal.c.seq)
-            .where(journal.c.batch_id == batch.batch_id)
-            .order_by(journal.c.leaf_index)
-        ).all()
-        conn.execute(
-            insert(proofs),
-            [
-                {
-                    "journal_seq": row.seq,
-                    "batch_id": batch.batch_id,
-                    "path": json.dumps([h.hex() for h in tree.proof(i).path]),
-                }
-                for i, row in enumerate(seqs)
-            ],
-        )
+        with driver_sql.cursor(engine, conn) as cursor:
+            cursor.executemany(driver_sql.in_style(conn.dialect, _INSERT_PROOF), proof_rows)
     return True
+
+
+# Table names from the table objects, never from input.
+_INSERT_PROOF = f"INSERT INTO {proofs.name} (journal_seq, batch_id, path) VALUES (?, ?, ?)"  # noqa: S608
+_CLAIM_LEAF = (
+    f"UPDATE {journal.name} SET batch_id = ?, leaf_index = ? "  # noqa: S608
+    "WHERE seq = ? AND batch_id IS NULL"
+)

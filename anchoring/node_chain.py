@@ -212,6 +212,9 @@ class NodeChain:
         }
 
 
+LEADER_FILE = "anchoring.lock"  # in the data dir: held by the process that anchors
+
+
 class NodeAnchoring:
     """A node's chain plus its batcher and a cached verification reader."""
 
@@ -228,14 +231,17 @@ class NodeAnchoring:
         base_url: str = "",
     ) -> None:
         from anchoring.batcher import Batcher
+        from anchoring.leader import FileLeader
 
         self.chain = NodeChain(data_dir, chain, country=country, base_url=base_url).open()
+        self.leader = FileLeader(data_dir / LEADER_FILE)
         self.batcher = Batcher(
             engine,
             self.chain.client,
             interval=interval,
             batch_size=batch_size,
             reset=self.chain.reset,
+            leads=self.leader.leads,
         )
         self._reader: Any = None
         self._reader_lock = threading.Lock()
@@ -253,4 +259,5 @@ class NodeAnchoring:
 
     def close(self) -> None:
         self.batcher.stop()
+        self.leader.release()
         self.chain.close()

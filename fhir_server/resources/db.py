@@ -145,7 +145,7 @@ class WriterQueue:
     the file is opened per process, never shared across fork)."""
 
     def __init__(self, database_path: str) -> None:
-        self.path = database_path + ".writers"
+        self.path = database_path + wal_checkpoint.WRITERS_SUFFIX
         self._thread_lock = threading.Lock()
         self._file = None
         self._pid = None
@@ -165,6 +165,13 @@ class WriterQueue:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
+
+    def close(self) -> None:
+        """Close this process's lock file (the engine was disposed)."""
+        with self._thread_lock:
+            if self._file is not None and self._pid == os.getpid():
+                self._file.close()
+            self._file = self._pid = None
 
     def _handle(self):
         if self._pid != os.getpid():  # first use, or a forked child: its own file
@@ -203,6 +210,8 @@ def make_engine(url: str) -> Engine:
         path = engine.url.database
         queue = WriterQueue(path) if path and path != ":memory:" else None
         engine.begin = _write_begin(engine, queue)
+        if queue is not None:
+            event.listen(engine, "engine_disposed", lambda _engine: queue.close())
         wal_checkpoint.CHECKPOINTER.register(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -7,13 +7,21 @@ write lock every other writer of the node waits on (reads too: each writes its
 AuditEvent). Measured on a single read: ~0.1 ms on average, and the slow tail.
 
 So each process runs one daemon thread that checkpoints every registered database
-file PASSIVE-ly (it never waits for, nor blocks, readers or writers) a few times a
-second, on a connection of its own. The connections' automatic checkpoint stays
-on at :data:`SAFETY_PAGES` as a safety net, should the thread ever fall behind.
+file a few times a second, on a connection of its own: PASSIVE-ly first (it never
+waits for, nor blocks, readers or writers), which copies the bulk. A passive
+checkpoint alone never lets the log start over, though -- a writer rewinds it only
+when every frame was copied, and under steady traffic some always wait -- and a
+long log slows every read (SQLite looks pages up in it). So once the log holds
+:data:`RESTART_FRAMES`, the thread takes the writers' turn (``db.WriterQueue``'s
+file lock: no writer is mid-transaction then) and runs a RESTART checkpoint: the
+few frames left are copied and the next writer starts the log from the top. The
+connections' automatic checkpoint stays on at :data:`SAFETY_PAGES` as a safety
+net, should the thread ever fall behind.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -24,8 +32,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 log = logging.getLogger("phrx")
+WRITERS_SUFFIX = ".writers"  # db.WriterQueue's lock file next to the database
 
 INTERVAL_S = 0.2
+RESTART_FRAMES = 1000  # log length (pages) at which it is rewound (SQLite's own default)
 SAFETY_PAGES = 16_000  # ~64 MB of log before a commit checkpoints by itself
 
 
@@ -40,6 +50,7 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self.copied: Counter[str] = Counter()  # path -> frames checkpointed (for tests)
+        self.restarts: Counter[str] = Counter()  # path -> RESTART checkpoints
 
     def register(self, engine) -> None:
         """Checkpoint ``engine``'s file until the engine is disposed or collected."""
@@ -98,7 +109,9 @@ class Checkpointer:
                 conn = connections[path] = sqlite3.connect(
                     uri, uri=True, timeout=0, isolation_level=None, check_same_thread=False
                 )
-            _busy, _logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            _busy, logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if logged >= RESTART_FRAMES:
+                _busy, logged, copied = self._restart(path, conn)
             if copied > 0:
                 self.copied[path] += copied
         except sqlite3.Error as exc:  # busy, or gone: the safety net still holds
@@ -109,6 +122,18 @@ class Checkpointer:
                 with self._lock:
                     self._paths.pop(path, None)
             log.debug("WAL checkpoint of %s skipped: %s", path, exc)
+
+    def _restart(self, path: str, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        with open(path + WRITERS_SUFFIX, "a+b") as turn:
+            fcntl.flock(turn, fcntl.LOCK_EX)  # after the writer in progress, before the next
+            try:
+                # No busy wait: a reader still on an old snapshot only delays the
+                # rewind to a later round, never the writers queued behind this lock.
+                found = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            finally:
+                fcntl.flock(turn, fcntl.LOCK_UN)
+        self.restarts[path] += 1
+        return found
 
 
 CHECKPOINTER = Checkpointer()
