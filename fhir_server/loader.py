@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 
+from fhir_server import fastjson
 from fhir_server.errors import BadRequest
 
 
@@ -25,7 +25,7 @@ def bundle_files(path: Path) -> list[Path]:
 
 def read_bundle(path: Path) -> dict:
     try:
-        bundle = json.loads(path.read_bytes())
+        bundle = fastjson.parse(path.read_bytes())
     except (OSError, ValueError) as error:
         raise BadRequest(f"{path.name}: not readable JSON ({str(error)[:120]}).") from None
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":

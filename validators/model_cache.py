@@ -10,12 +10,16 @@ adjudication categories. In the Synthea bundles 85% of those calls see a value
 the process validated before.
 
 What: the validation of a complex element depends only on its model class and its
-JSON value, so a *successful* result is memoised under ``(class, repr(value))``
-(``repr`` of parsed JSON is injective: ``1`` vs ``1.0`` vs ``True`` and string
-escapes all differ). Failures are never cached, so every error is reported
-exactly as the library reports it, with its path. The top-level resource is
-always validated. Bounded: small elements only (``MAX_KEY_CHARS``) and at most
-``MAX_ENTRIES`` per process; oldest entries go first.
+JSON value, so a *successful* result is memoised under ``(class, JSON text)``. The
+text is orjson's serialisation, injective on parsed JSON (``1`` vs ``1.0`` vs
+``true`` and string escapes all differ; NaN and Infinity, which it would write as
+``null``, are refused when JSON is parsed -- :func:`fhir_server.fastjson.parse`);
+values JSON cannot hold (datetimes, subclasses, integers beyond 64 bits) are
+validated uncached. It is twice as fast as ``repr``, which was a sixth of the cost.
+Failures are never cached, so every error is reported exactly as the library
+reports it, with its path. The top-level resource is always validated. Bounded:
+small elements only (``MAX_KEY_CHARS``) and at most ``MAX_ENTRIES`` per process;
+oldest entries go first.
 
 The hook is ``fhir_core.types.FhirBase.fhir_model_validator`` of the pinned
 ``fhir.resources``/``fhir-core`` versions; :func:`install` checks it is there
@@ -24,15 +28,23 @@ and otherwise leaves the library untouched (:func:`is_installed` says which).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+from collections import OrderedDict
+
+import orjson
 
 MAX_ENTRIES = 4096
 MAX_KEY_CHARS = 1024
 
 log = logging.getLogger(__name__)
 _state = {"installed": False}
-_cache: dict[tuple[type, str], object] = {}
+# Oldest first, evicted in O(1): removing a plain dict's first key (``next(iter(d))``)
+# walks over every slot deleted before it, up to a thousand at this size.
+_cache: OrderedDict[tuple[type, bytes], object] = OrderedDict()
+# Raise (TypeError) on what JSON cannot hold instead of writing it as a string.
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 _stats = {"hits": 0, "misses": 0}
 
 
@@ -54,7 +66,10 @@ def install() -> bool:
     def fhir_model_validator(cls, value, model_klass):
         if type(value) is not dict:
             return original(cls, value, model_klass)
-        text = repr(value)
+        try:
+            text = orjson.dumps(value, option=_STRICT)
+        except TypeError:  # not plain JSON: no reliable key
+            return original(cls, value, model_klass)
         if len(text) > MAX_KEY_CHARS:
             return original(cls, value, model_klass)
         key = (model_klass, text)
@@ -81,12 +96,10 @@ def is_installed() -> bool:
     return _state["installed"]
 
 
-def _remember(key: tuple[type, str], result: object) -> None:
+def _remember(key: tuple[type, bytes], result: object) -> None:
     if len(_cache) >= MAX_ENTRIES:
-        try:
-            del _cache[next(iter(_cache))]
-        except (KeyError, RuntimeError, StopIteration):  # another thread got there first
-            _cache.clear()
+        with contextlib.suppress(KeyError):  # another thread emptied it first
+            _cache.popitem(last=False)
     _cache[key] = result
 
 

@@ -14,12 +14,13 @@ from functools import cache
 from pydantic import ValidationError
 
 from fhir_server.errors import InvalidResource, Issue
-from validators import model_cache
+from validators import model_cache, null_check
 from validators.bindings import check_required_bindings
 from validators.rules import check_business_rules
 
 MAX_ISSUES = 20
 model_cache.install()  # memoised validation of repeated elements (see its docstring)
+null_check.install()  # fhir_core's null-in-list check without walking every field
 
 
 @cache

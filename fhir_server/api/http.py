@@ -6,8 +6,6 @@ not produced (406 when it is the only acceptable format, 415 as a body).
 
 from __future__ import annotations
 
-import json
-
 from flask import Response, current_app, request
 
 from fhir_server import fastjson
@@ -39,15 +37,21 @@ def negotiate() -> None:
 
 
 def _depth_exceeds(value, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
+    """True when a value lies deeper than ``limit`` (the body itself at depth 1).
+
+    Level by level over the containers only: a Bundle's tens of thousands of
+    strings and numbers are never pushed on a stack one by one."""
+    level = [value] if type(value) in (dict, list) else []
+    depth = 1
+    while level:
+        deeper = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            if depth == limit and children:
+                return True  # its children lie at limit + 1
+            deeper.extend(c for c in children if type(c) is dict or type(c) is list)
+        level = deeper
+        depth += 1
     return False
 
 
@@ -67,7 +71,7 @@ def read_json_body() -> dict:
     if not raw.strip():
         raise BadRequest("The request body is empty.")
     try:
-        body = json.loads(raw)
+        body = fastjson.parse(raw)
     except RecursionError:
         raise BadRequest("The JSON body is nested too deeply.") from None
     except (ValueError, UnicodeDecodeError) as error:

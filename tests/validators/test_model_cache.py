@@ -1,6 +1,7 @@
 """The element cache of validators.model_cache: faster, and never changes a verdict."""
 
 import copy
+from datetime import UTC
 
 import pytest
 
@@ -64,6 +65,18 @@ def test_values_equal_in_python_but_different_in_json_are_kept_apart():
     with pytest.raises(InvalidResource) as caught:
         validate_resource(observation(valueQuantity={"value": True, "unit": "cm"}))
     assert any("valueQuantity.value" in i.expression[0] for i in caught.value.issues)
+
+
+def test_values_json_cannot_hold_are_validated_uncached():
+    """A datetime object (an internal caller's) has no JSON text to be keyed by: its
+    element is validated every time, never cached under the text of a string."""
+    from datetime import datetime
+
+    start = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    validate_resource(observation(effectivePeriod={"start": start}))
+    assert not any(cls.__name__ == "Period" for cls, _text in model_cache._cache)
+    validate_resource(observation(effectivePeriod={"start": "2020-01-02T03:04:05Z"}))
+    assert any(cls.__name__ == "Period" for cls, _text in model_cache._cache)
 
 
 def test_the_cache_is_bounded():

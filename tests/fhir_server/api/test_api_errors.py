@@ -128,6 +128,19 @@ def test_malformed_json_400(client):
     outcome(client.post("/fhir/Patient", data=b"[1, 2]", headers=JSON), 400, "invalid")
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_400_and_nothing_stored(client, constant):
+    """Python's parser reads NaN / Infinity; JSON (and FHIR) has no such numbers, and
+    written out again they would silently become null."""
+    body = (
+        '{"resourceType": "Observation", "id": "nan1", "status": "final", "code": {"text": "x"}, '
+        f'"valueQuantity": {{"value": {constant}}}}}'
+    )
+    issue = outcome(client.put("/fhir/Observation/nan1", data=body, headers=JSON), 400, "invalid")
+    assert constant.lstrip("-") in issue["diagnostics"]
+    assert client.get("/fhir/Observation/nan1").status_code == 404
+
+
 @pytest.mark.parametrize("opener,closer", [("[", "]"), ('{"a":', "}")])
 def test_deeply_nested_json_400(client, opener, closer):
     depth = 10_000
