@@ -7,24 +7,18 @@ JSON. Where ``orjson`` refuses a value the standard library accepts (integers
 beyond 64 bits: a FHIR decimal such as 123456789012345678901234567890 is valid),
 the standard library serialises it.
 
-Parsing (:func:`parse`) is ``orjson.loads`` too, three times faster on a Bundle,
-except where it would differ: it reads an integer beyond 64 bits as a float and
-silently drops digits, so a body with a run of 19 or more digits (inside a string
-is harmless, just slower) is parsed by ``json.loads``, as is one orjson refuses
-(not UTF-8, lone surrogates), so that the error message stays the standard one.
+Parsing (:func:`parse`) stays with ``json.loads``: ``orjson.loads`` would read such
+an integer as a float and silently drop digits, and on the Synthea Bundles it is
+no faster (building the Python objects is the cost).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import orjson
-
-# 19 digits in a row: the shortest integer that may not fit in 64 bits.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def dumps(value: Any) -> bytes:
@@ -40,11 +34,6 @@ def parse(raw: bytes | str) -> Any:
     which Python's parser accepts, are refused (ValueError), and so are numbers too
     large for a double (``1e400``): FHIR JSON has no such numbers, and written out
     again they would silently turn into ``null``."""
-    if not _LONG_DIGITS.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass  # the standard parser's verdict and message
     return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 

@@ -197,7 +197,12 @@ def _write_begin(engine: Engine, queue: WriterQueue | None):
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, IMMEDIATE write transactions, deferred reads."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # LIFO: the connection used last is taken again, with its page cache still
+        # warm (SQLite drops a connection's cache when another connection wrote);
+        # first in, first out handed every request the coldest one.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_use_lifo=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "connect")
