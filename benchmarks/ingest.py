@@ -118,14 +118,15 @@ def ingest(base: str, files: list[Path], headers: dict, clients: int):
     return total, [t for timings in per_client for t in timings], seconds
 
 
-def anchor_pending(base: str, headers: dict) -> tuple[int, float] | None:
+def anchor_pending(base: str, headers: dict) -> tuple[int, float] | str:
     """``POST $anchor``: the leaves the background batcher has not anchored yet, now,
     so that the queries are timed on a settled node (else the first ones share the
-    CPU with anchoring the whole ingest). None when the node runs without a chain."""
+    CPU with anchoring the whole ingest). A message when it did not succeed."""
     t0 = time.perf_counter()
     response = requests.post(f"{base}/$anchor", headers=headers, timeout=600)
     if response.status_code != 200:
-        return None
+        issues = response.json().get("issue", [{}]) if response.content else [{}]
+        return f"HTTP {response.status_code} {issues[0].get('diagnostics', '')[:120]}"
     params = {p["name"]: p.get("valueInteger") for p in response.json().get("parameter", [])}
     return params.get("leafCount") or 0, time.perf_counter() - t0
 
@@ -212,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"p95 {percentile(per_bundle, 95) * 1000:.0f} ms"
             )
             anchored = anchor_pending(base, headers)
-            if anchored is not None:
+            if isinstance(anchored, str):
+                print(f"  anchoring the rest ($anchor): {anchored}")
+            else:
                 leaves, took = anchored
                 print(f"  anchoring the rest: {leaves} leaves in {took:.2f} s ($anchor)")
             print(

@@ -28,7 +28,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from fhir_server.resources import wal_checkpoint
@@ -197,11 +197,16 @@ def _write_begin(engine: Engine, queue: WriterQueue | None):
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, IMMEDIATE write transactions, deferred reads."""
     if url.startswith("sqlite"):
-        # LIFO: the connection used last is taken again, with its page cache still
-        # warm (SQLite drops a connection's cache when another connection wrote);
+        path = make_url(url).database
+        on_disk = bool(path) and path != ":memory:"
+        # LIFO (file databases; memory ones have one connection per thread): the
+        # connection used last is taken again, with its page cache still warm
+        # (SQLite drops a connection's cache when another connection wrote);
         # first in, first out handed every request the coldest one.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_use_lifo=True
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **({"pool_use_lifo": True} if on_disk else {}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
 
@@ -212,8 +217,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         # Every engine.begin() in the code base is a write intent: mark it so
         # the begin hook can tell it from a read's autobegin.
-        path = engine.url.database
-        queue = WriterQueue(path) if path and path != ":memory:" else None
+        queue = WriterQueue(path) if on_disk else None
         engine.begin = _write_begin(engine, queue)
         if queue is not None:
             event.listen(engine, "engine_disposed", lambda _engine: queue.close())
