@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,11 @@ class NodeChain:
         self.mode = chain
         self.country = country
         self.base_url = base_url
-        self.policy = policy or SendPolicy(receipt_timeout=60.0, poll_interval=0.02)
+        # Every process of this node sends from the node's one account: in turn.
+        self.policy = replace(
+            policy or SendPolicy(receipt_timeout=60.0, poll_interval=0.02),
+            send_lock=self.data_dir / SEND_LOCK_FILE,
+        )
         self.dev: DevChain | None = None
         self.url: str | None = None
         self.deployment: Deployment | None = None
@@ -213,6 +217,7 @@ class NodeChain:
 
 
 LEADER_FILE = "anchoring.lock"  # in the data dir: held by the process that anchors
+SEND_LOCK_FILE = "chain-send.lock"  # in the data dir: taken around each transaction sent
 
 
 class NodeAnchoring:

@@ -2,14 +2,21 @@
 
 The node's *pending* nonce is the source of truth (survives our restarts and counts
 transactions still in the pool); a local counter under a lock lets several threads
-send back-to-back before the node has seen the previous transaction.
+send back-to-back before the node has seen the previous transaction. Processes
+sharing the account (the workers of one node: one anchors in the background while
+another runs a ``$anchor``) also take a file lock (``SendPolicy.send_lock``) across
+reading the nonce and sending, or both would sign the same nonce and one fail.
 """
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -29,17 +36,41 @@ class SendPolicy:
     receipt_timeout: float = 120.0
     poll_interval: float = 0.1
     gas_margin: float = DEFAULT_GAS_MARGIN
+    send_lock: Path | None = None  # file every process sending from this account locks
 
     def __post_init__(self) -> None:
         if self.confirmations < 1 or self.gas_margin < 1.0 or self.receipt_timeout <= 0:
             raise ValueError("confirmations >= 1, gas_margin >= 1.0, receipt_timeout > 0")
 
 
+class SendLock:
+    """This process's threads in turn, then (with a path) the other processes'."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._threads:
+            if self._path is None:
+                yield
+                return
+            with open(self._path, "a+b") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class NonceManager:
-    def __init__(self, w3: Web3, address: str) -> None:
+    def __init__(self, w3: Web3, address: str, send_lock: Path | None = None) -> None:
         self._w3, self._address = w3, address
         self._next: int | None = None
-        self.lock = threading.Lock()  # held by the caller across reserve + send
+        self.lock = SendLock(send_lock)  # held by the caller across reserve + send
 
     def reserve(self) -> int:
         pending = self._w3.eth.get_transaction_count(self._address, "pending")
@@ -57,7 +88,7 @@ class TransactionSender:
         self.w3 = w3
         self.policy = policy
         self._account = Account.from_key(private_key)
-        self._nonces = NonceManager(w3, self._account.address)
+        self._nonces = NonceManager(w3, self._account.address, policy.send_lock)
         self._chain_id = w3.eth.chain_id
         self._errors = errors  # 4-byte selector hex -> custom error name, for messages
 
@@ -75,7 +106,7 @@ class TransactionSender:
             gas = int(fn.estimate_gas({"from": self.address}) * self.policy.gas_margin)
         except Exception as exc:  # revert, or node error: either way nothing was sent
             raise ChainError(f"gas estimation failed: {self._describe(exc)}") from exc
-        with self._nonces.lock:
+        with self._nonces.lock.held():
             tx = fn.build_transaction(
                 {
                     "from": self.address,
