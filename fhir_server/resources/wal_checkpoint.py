@@ -49,7 +49,7 @@ class Checkpointer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self.copied: Counter[str] = Counter()  # path -> frames checkpointed (for tests)
+        self.copied: Counter[str] = Counter()  # path -> frames reported copied, summed (tests)
         self.restarts: Counter[str] = Counter()  # path -> RESTART checkpoints
 
     def register(self, engine) -> None:
@@ -137,3 +137,13 @@ class Checkpointer:
 
 
 CHECKPOINTER = Checkpointer()
+
+
+def _after_fork_in_child() -> None:
+    # gunicorn forks its workers from a master whose checkpoint thread may hold the
+    # registry's lock at that instant; the child must not inherit it held.
+    CHECKPOINTER._lock = threading.Lock()
+    CHECKPOINTER._thread = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -95,3 +95,32 @@ def test_a_long_log_is_rewound_under_steady_writes(tmp_path, monkeypatch):
 def _frames(conn) -> int:
     """Frames in the log now (a PASSIVE checkpoint reports them and copies what it can)."""
     return conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).fetchone()[1]
+
+
+def test_a_forked_child_checkpoints_with_its_own_thread(tmp_path):
+    """gunicorn's workers are forked: each must get a fresh lock and its own thread."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    result = ctx.Queue()
+    wal_checkpoint.CHECKPOINTER._lock.acquire()  # as if the fork hit the thread mid-round
+    try:
+        child = ctx.Process(target=_child_writes, args=(str(tmp_path / "child.db"), result))
+        child.start()
+    finally:
+        wal_checkpoint.CHECKPOINTER._lock.release()
+    child.join(30)
+    if child.is_alive():  # deadlocked on the inherited lock
+        child.kill()
+    assert result.get(timeout=5) is True
+
+
+def _child_writes(path: str, result) -> None:
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    resolved = str(Path(path).resolve())
+    for n in range(20):
+        with engine.begin() as conn:
+            conn.execute(insert(node_settings).values(name=f"c{n}", value="x" * 100))
+    result.put(_wait_for(lambda: wal_checkpoint.CHECKPOINTER.copied[resolved] > 0))
+    engine.dispose()
