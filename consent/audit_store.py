@@ -17,8 +17,9 @@ and drops what the generic write path spends on client input:
   (:data:`fhir_server.resources.search_params.AUDIT_EVENT_PARAMS`), with the
   digests of the few fixed codes memoised;
 * one canonical serialisation per event serves both the chain digest and the
-  anchoring leaf; rows are inserted straight, without the Writer's bookkeeping
-  (an event is always a new resource, version 1, never checked against a policy).
+  anchoring leaf; rows are inserted straight with the Writer's statements, without
+  its bookkeeping (an event is always a new resource, version 1, never checked
+  against a policy).
 
 The head row and the node key must exist before the transaction opens
 (:func:`prepare`): creating either inside it would need a second writer on SQLite.
@@ -28,8 +29,7 @@ from __future__ import annotations
 
 import weakref
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from anchoring.canonical import leaf_hash_of_bytes
 from anchoring.journal_tables import journal
@@ -37,10 +37,21 @@ from consent.audit_chain import GENESIS, AuditChain, Head
 from fhir_server.errors import AuditFailure
 from fhir_server.resources import driver_sql, ids
 from fhir_server.resources.compartment import compartment_patient_ids
-from fhir_server.resources.db import compartments, node_settings, versions
+from fhir_server.resources.db import (
+    SETTING_VALUE,
+    compartments,
+    ensure_setting,
+    node_settings,
+    versions,
+)
 from fhir_server.resources.indexer import CachingBlind, index_rows
 from fhir_server.resources.sealing import dumps
-from fhir_server.resources.writer import index_row_tuples, insert_sql, with_server_meta
+from fhir_server.resources.writer import (
+    index_row_tuples,
+    insert_resources,
+    insert_sql,
+    with_server_meta,
+)
 from vault.keyring import NODE_SCOPE
 
 HEAD_SETTING = "audit_chain_head"
@@ -68,17 +79,7 @@ def prepare(store) -> None:
 
 
 def ensure_head(engine) -> None:
-    with engine.connect() as conn:
-        found = conn.execute(
-            select(node_settings.c.name).where(node_settings.c.name == HEAD_SETTING)
-        ).first()
-    if found is not None:
-        return
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert(node_settings).values(name=HEAD_SETTING, value=f"0:{GENESIS}"))
-    except IntegrityError:
-        pass  # another writer created it first
+    ensure_setting(engine, HEAD_SETTING, f"0:{GENESIS}")
 
 
 def read_head(conn, *, lock: bool = False) -> Head | None:
@@ -107,8 +108,7 @@ def append(store, conn, events: list[dict]) -> list[dict]:
     dialect = conn.dialect
     mark = driver_sql.marker(dialect)
     # SQLite: the write lock is held already; PostgreSQL: lock the head row.
-    head_sql = _HEAD + (" FOR UPDATE" if dialect.name == "postgresql" else "")
-    resource_sql = driver_sql.in_style(dialect, _RESOURCE)
+    head_sql = SETTING_VALUE + (" FOR UPDATE" if dialect.name == "postgresql" else "")
     with driver_sql.cursor(conn.engine, conn) as cursor:
         cursor.execute(driver_sql.in_style(dialect, head_sql), (HEAD_SETTING,))
         row = cursor.fetchone()
@@ -119,7 +119,7 @@ def append(store, conn, events: list[dict]) -> list[dict]:
             )
         chain = AuditChain(parse_head(row[0]))
         now = ids.now_us()
-        stored_events, pks, version_rows, journal_rows = [], [], [], []
+        stored_events, resource_rows, version_rows, journal_rows = [], [], [], []
         for event in events:
             chained, canonical = chain.link(event)
             res_id = chained["id"]
@@ -128,9 +128,18 @@ def append(store, conn, events: list[dict]) -> list[dict]:
             leaf = leaf_hash_of_bytes(canonical)  # meta is not part of the canonical form
             version_rows.append((RES_TYPE, res_id, 1, now, False, "POST", NODE_SCOPE, sealed, leaf))
             journal_rows.append((RES_TYPE, res_id, 1, leaf, now))
-            cursor.execute(resource_sql, (RES_TYPE, res_id, 1, now, False, NODE_SCOPE))
-            pks.append(cursor.fetchone()[0])
+            resource_rows.append(
+                {
+                    "res_type": RES_TYPE,
+                    "res_id": res_id,
+                    "version_id": 1,
+                    "last_updated_us": now,
+                    "deleted": False,
+                    "key_scope": NODE_SCOPE,
+                }
+            )
             stored_events.append(stored)
+        pks = insert_resources(conn, resource_rows)
         cursor.executemany(insert_sql(versions.name, mark), version_rows)
         cursor.executemany(insert_sql(journal.name, mark), journal_rows)
         _insert_index_rows(cursor, mark, store, pks, stored_events)
@@ -139,12 +148,7 @@ def append(store, conn, events: list[dict]) -> list[dict]:
     return stored_events
 
 
-_HEAD = "SELECT value FROM node_settings WHERE name = ?"
 _MOVE_HEAD = "UPDATE node_settings SET value = ? WHERE name = ?"
-_RESOURCE = (
-    "INSERT INTO resources (res_type, res_id, version_id, last_updated_us, deleted, key_scope) "
-    "VALUES (?, ?, ?, ?, ?, ?) RETURNING pk"
-)
 
 
 def _insert_index_rows(cursor, marker: str, store, pks: list[int], events: list[dict]) -> None:

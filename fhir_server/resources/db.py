@@ -27,9 +27,11 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
+    select,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from fhir_server.resources import wal_checkpoint
 
@@ -107,6 +109,22 @@ node_settings = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(4000), nullable=False),
 )
+# A setting's value, for driver_sql (read on every request: key generation, audit head).
+SETTING_VALUE = "SELECT value FROM node_settings WHERE name = ?"
+
+
+def ensure_setting(engine: Engine, name: str, initial: str) -> None:
+    """Create the setting ``name`` with ``initial`` unless it exists (outside any
+    write transaction; another process creating it first is fine)."""
+    with engine.connect() as conn:
+        found = conn.execute(select(node_settings.c.name).where(node_settings.c.name == name))
+        if found.first() is not None:
+            return
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(node_settings).values(name=name, value=initial))
+    except IntegrityError:
+        pass  # another process created it first
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -145,7 +163,7 @@ class WriterQueue:
     the file is opened per process, never shared across fork)."""
 
     def __init__(self, database_path: str) -> None:
-        self.path = database_path + wal_checkpoint.WRITERS_SUFFIX
+        self.path = database_path + ".writers"
         self._thread_lock = threading.Lock()
         self._file = None
         self._pid = None

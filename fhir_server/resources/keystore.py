@@ -18,10 +18,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from fhir_server.resources import driver_sql, ids
-from fhir_server.resources.db import data_keys, node_settings
+from fhir_server.resources.db import SETTING_VALUE, data_keys, ensure_setting, node_settings
 
 GENERATION_SETTING = "data_key_generation"
-_GENERATION = "SELECT value FROM node_settings WHERE name = ?"  # once per request
 
 
 class SqlDataKeyStore:
@@ -64,16 +63,8 @@ class SqlDataKeyStore:
 
     def generation(self, conn: Connection | None = None) -> str:
         """The deletion marker (on ``conn`` when given: inside the caller's transaction)."""
-        row = driver_sql.fetch_one(self.engine, _GENERATION, (GENERATION_SETTING,), conn)
+        row = driver_sql.fetch_one(self.engine, SETTING_VALUE, (GENERATION_SETTING,), conn)
         return (row[0] if row else None) or ""
 
     def _ensure_generation_row(self) -> None:
-        if self.generation():
-            return
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(node_settings).values(name=GENERATION_SETTING, value=uuid.uuid4().hex)
-                )
-        except IntegrityError:
-            pass  # another process created it first
+        ensure_setting(self.engine, GENERATION_SETTING, uuid.uuid4().hex)

@@ -21,7 +21,6 @@ net, should the thread ever fall behind.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
@@ -32,7 +31,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 log = logging.getLogger("phrx")
-WRITERS_SUFFIX = ".writers"  # db.WriterQueue's lock file next to the database
 
 INTERVAL_S = 0.2
 RESTART_FRAMES = 1000  # log length (pages) at which it is rewound (SQLite's own default)
@@ -124,14 +122,16 @@ class Checkpointer:
             log.debug("WAL checkpoint of %s skipped: %s", path, exc)
 
     def _restart(self, path: str, conn: sqlite3.Connection) -> tuple[int, int, int]:
-        with open(path + WRITERS_SUFFIX, "a+b") as turn:
-            fcntl.flock(turn, fcntl.LOCK_EX)  # after the writer in progress, before the next
-            try:
+        from fhir_server.resources.db import WriterQueue  # db imports this module
+
+        queue = WriterQueue(path)  # a file of its own: queues behind this process's writers too
+        try:
+            with queue.turn():  # after the writer in progress, before the next
                 # No busy wait: a reader still on an old snapshot only delays the
-                # rewind to a later round, never the writers queued behind this lock.
+                # rewind to a later round, never the writers queued behind this turn.
                 found = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-            finally:
-                fcntl.flock(turn, fcntl.LOCK_UN)
+        finally:
+            queue.close()
         self.restarts[path] += 1
         return found
 

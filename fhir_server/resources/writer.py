@@ -187,7 +187,7 @@ class Writer:
             self._journal_rows = []
         if self._new_resources:
             rows = [row for row, _, _ in self._new_resources]
-            pks = _insert_resources(self.conn, rows)
+            pks = insert_resources(self.conn, rows)
             for pk, (_, stored, source) in zip(pks, self._new_resources, strict=True):
                 self._buffer_index(pk, stored, source)
             self._new_resources = []
@@ -296,16 +296,12 @@ class Writer:
 
 # Built once: compiling a fresh ``insert().values()`` per row costs more than the row.
 _INSERT_RESOURCES = insert(resources).returning(resources.c.pk, sort_by_parameter_order=True)
-_RESOURCE_COLUMNS = ("res_type", "res_id", "version_id", "last_updated_us", "deleted", "key_scope")
 _NEXT_PK = "SELECT COALESCE(MAX(pk), 0) + 1 FROM resources"
-_INSERT_NUMBERED = (
-    f"INSERT INTO resources (pk, {', '.join(_RESOURCE_COLUMNS)}) "  # noqa: S608 (constants)
-    f"VALUES ({', '.join('?' for _ in range(len(_RESOURCE_COLUMNS) + 1))})"
-)
 
 
-def _insert_resources(conn: Connection, rows: list[dict]) -> list[int]:
-    """Insert new ``resources`` rows; their pks, in order.
+def insert_resources(conn: Connection, rows: list[dict]) -> list[int]:
+    """Insert new ``resources`` rows (dicts of the columns but ``pk``); their pks, in
+    order. Used by the Writer and by the audit store.
 
     SQLite: this transaction holds the database's write lock, so no other writer
     can take a pk meanwhile; the rows are numbered here, after the largest pk, and
@@ -314,12 +310,12 @@ def _insert_resources(conn: Connection, rows: list[dict]) -> list[int]:
     PostgreSQL: writers run concurrently, so the sequence numbers them (RETURNING)."""
     if conn.dialect.name != "sqlite":
         return [r[0] for r in conn.execute(_INSERT_RESOURCES, rows)]
-    values = itemgetter(*_RESOURCE_COLUMNS)
     with driver_sql.cursor(conn.engine, conn) as cursor:
         first = cursor.execute(_NEXT_PK).fetchone()[0]
         pks = list(range(first, first + len(rows)))
         cursor.executemany(
-            _INSERT_NUMBERED, [(pk, *values(r)) for pk, r in zip(pks, rows, strict=True)]
+            insert_sql(resources.name, "?"),
+            [(pk, *_RESOURCE_VALUES(r)) for pk, r in zip(pks, rows, strict=True)],
         )
     return pks
 
@@ -330,8 +326,19 @@ _MOVE_POINTER = update(resources).where(
 
 
 # Columns the writer fills, per table (indexer.index_rows yields all but resource_pk;
-# the tables' own keys and the journal's batch columns are left to the database).
+# the tables' own keys -- but the pk of ``resources`` rows numbered under SQLite's
+# write lock (insert_resources) -- and the journal's batch columns are left to the
+# database).
 _ROW_COLUMNS = {
+    "resources": (
+        "pk",
+        "res_type",
+        "res_id",
+        "version_id",
+        "last_updated_us",
+        "deleted",
+        "key_scope",
+    ),
     "resource_versions": (
         "res_type",
         "res_id",
@@ -363,6 +370,7 @@ _ROW_VALUES = {
     for name, cols in _ROW_COLUMNS.items()
     if name.startswith("sidx_")
 }
+_RESOURCE_VALUES = _values_getter(_ROW_COLUMNS["resources"][1:])
 
 
 @cache
