@@ -63,11 +63,17 @@ def settle_heap() -> None:
 def serve_gunicorn(app_factory, host: str, port: int, workers: int, threads: int = 4) -> None:
     from gunicorn.app.base import BaseApplication
 
+    # With siblings, a busy worker leaves new connections to an idle one
+    # (idle_first_worker); alone, it takes them as gthread does.
+    worker_class = "gthread"
+    if workers > 1:
+        from fhir_server.idle_first_worker import IdleFirstThreadWorker as worker_class
+
     class _App(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", worker_class)
             self.cfg.set("threads", threads)
             self.cfg.set("accesslog", None)
             self.cfg.set("timeout", 120)
