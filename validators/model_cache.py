@@ -59,6 +59,7 @@ def install() -> bool:
         original = FhirBase.__dict__["fhir_model_validator"].__func__
         list_type = utils.is_list_type.__wrapped__
         primitive_type = utils.is_primitive_type.__wrapped__
+        model_klass = FhirBase.__dict__["get_model_klass"].__func__.__wrapped__
     except (ImportError, KeyError, AttributeError):
         log.warning("fhir_core changed: validating without the element cache")
         return False
@@ -88,6 +89,9 @@ def install() -> bool:
     # fields of the R4B models, so it thrashes. Both are pure functions of the field.
     fhirabstractmodel.is_list_type = functools.cache(list_type)
     fhirabstractmodel.is_primitive_type = functools.cache(primitive_type)
+    # Likewise the element type -> model class look-up (an import_string) made for
+    # every complex element validated: lru_cache(maxsize=128) over ~200 element types.
+    FhirBase.get_model_klass = classmethod(functools.cache(model_klass))
     _state["installed"] = True
     return True
 

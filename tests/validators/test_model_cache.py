@@ -83,3 +83,24 @@ def test_the_cache_is_bounded():
     for n in range(model_cache.MAX_ENTRIES + 50):
         validate_resource(observation(subject={"reference": f"Patient/p{n}"}))
     assert model_cache.stats()["size"] <= model_cache.MAX_ENTRIES
+
+
+def test_element_model_classes_are_looked_up_once_per_type():
+    """fhir_core memoises the type -> model class import in an lru_cache of 128 entries,
+    thrashed by the R4B element types (hundreds); the installed cache holds them all."""
+    import fhir.resources.R4B.fhirtypes as fhirtypes
+    from fhir_core.types import FhirBase
+
+    element_types = [
+        value
+        for value in vars(fhirtypes).values()
+        if isinstance(value, type) and issubclass(value, FhirBase) and "_model_klass" in dir(value)
+    ]
+    assert len(element_types) > 128
+    for element_type in element_types:
+        element_type.get_model_klass()
+    lookup = FhirBase.get_model_klass.__func__
+    misses = lookup.cache_info().misses
+    for element_type in element_types:
+        assert element_type.get_model_klass().__name__
+    assert lookup.cache_info().misses == misses
