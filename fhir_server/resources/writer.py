@@ -129,7 +129,8 @@ class Writer:
         res_type = check_type(resource["resourceType"])
         res_id = res_id or ids.new_id()
         if checked and self.policy is not None:
-            self.policy.check_content("c", {**resource, "id": res_id})
+            content = resource if resource.get("id") == res_id else {**resource, "id": res_id}
+            self.policy.check_content("c", content)
         return self._write(res_type, res_id, resource, None, "POST")
 
     def update(

@@ -88,7 +88,7 @@ def test_the_cache_is_bounded():
 def test_element_model_classes_are_looked_up_once_per_type():
     """fhir_core memoises the type -> model class import in an lru_cache of 128 entries,
     thrashed by the R4B element types (hundreds); the installed cache holds them all."""
-    import fhir.resources.R4B.fhirtypes as fhirtypes
+    from fhir.resources.R4B import fhirtypes
     from fhir_core.types import FhirBase
 
     element_types = [
