@@ -14,13 +14,14 @@ from functools import cache
 from pydantic import ValidationError
 
 from fhir_server.errors import InvalidResource, Issue
-from validators import model_cache, null_check
+from validators import model_cache, model_checks, null_check
 from validators.bindings import check_required_bindings
 from validators.rules import check_business_rules
 
 MAX_ISSUES = 20
 model_cache.install()  # memoised validation of repeated elements (see its docstring)
 null_check.install()  # fhir_core's null-in-list check without walking every field
+model_checks.install()  # its choice-type and required-element checks on per-class plans
 
 
 @cache
