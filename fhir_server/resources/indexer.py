@@ -71,6 +71,17 @@ from fhir_server.resources.values import (
 
 PREFIX_CAP = 32
 
+# The values of one row, per index table, in this order (``resource_pk`` is put
+# first by the writer): tuples, not dicts -- a Synthea resource has ~20 index rows,
+# and they go to the driver's executemany as tuples anyway.
+ROW_FIELDS = {
+    "sidx_hash": ("param", "hash"),
+    "sidx_date": ("param", "low", "high"),
+    "sidx_number": ("param", "value"),
+    "sidx_quantity": ("param", "value", "sys_code", "code", "unit"),
+    "sidx_ref": ("param", "target_type", "target_id", "url_hash"),
+}
+
 
 # ---------------------------------------------------------------- indexing
 
@@ -165,19 +176,19 @@ def _plan(resource_type: str) -> tuple[tuple[SearchParam, str, tuple], ...]:
 
 def index_rows(  # noqa: PLR0912, PLR0915
     resource: dict, blind: Any, terms: Any = None
-) -> dict[str, list[dict]]:
-    """Table name -> rows (without ``resource_pk``) for the current version.
+) -> dict[str, list[tuple]]:
+    """Table name -> rows (tuples of :data:`ROW_FIELDS`) for the current version.
 
     ``terms``: a :class:`TerminologyDigests` of ``blind`` for the digests of codes
     (same values; memoised)."""
     rtype = resource.get("resourceType")
     digest = blind.digest
     term_digest = terms.digest if terms is not None else digest
-    hash_rows: list[dict] = []
-    date_rows: list[dict] = []
-    num_rows: list[dict] = []
-    qty_rows: list[dict] = []
-    ref_rows: list[dict] = []
+    hash_rows: list[tuple] = []
+    date_rows: list[tuple] = []
+    num_rows: list[tuple] = []
+    qty_rows: list[tuple] = []
+    ref_rows: list[tuple] = []
     for sp, dom, steps_list in _plan(rtype) if isinstance(rtype, str) else ():
         vals: list = []
         for steps in steps_list:
@@ -194,18 +205,18 @@ def index_rows(  # noqa: PLR0912, PLR0915
                 _index_string(dom, vals, digest, acc)
             else:
                 _index_uri(dom, vals, digest, acc)
-            hash_rows.extend({"param": code, "hash": h} for h in acc)
+            hash_rows.extend([(code, h) for h in acc])
         elif t == "date":
             seen_d: set = set()
             for v in vals:
                 for r in value_date_ranges(v):
                     if r not in seen_d:
                         seen_d.add(r)
-                        date_rows.append({"param": code, "low": r[0], "high": r[1]})
+                        date_rows.append((code, r[0], r[1]))
         elif t == "number":
             for v in vals:
                 if isinstance(v, int | float) and not isinstance(v, bool):
-                    num_rows.append({"param": code, "value": float(v)})
+                    num_rows.append((code, float(v)))
         elif t == "quantity":
             for v in vals:
                 if not isinstance(v, dict):
@@ -215,15 +226,13 @@ def index_rows(  # noqa: PLR0912, PLR0915
                     continue
                 sysv, cd, unit = v.get("system"), v.get("code"), v.get("unit")
                 qty_rows.append(
-                    {
-                        "param": code,
-                        "value": float(num),
-                        "sys_code": digest(dom + "sc", f"{sysv or ''}|{cd}")
-                        if cd is not None
-                        else None,
-                        "code": digest(dom + "u", cd) if isinstance(cd, str) else None,
-                        "unit": digest(dom + "u", unit) if isinstance(unit, str) else None,
-                    }
+                    (
+                        code,
+                        float(num),
+                        digest(dom + "sc", f"{sysv or ''}|{cd}") if cd is not None else None,
+                        digest(dom + "u", cd) if isinstance(cd, str) else None,
+                        digest(dom + "u", unit) if isinstance(unit, str) else None,
+                    )
                 )
         else:  # reference
             seen_r: set = set()
@@ -236,15 +245,8 @@ def index_rows(  # noqa: PLR0912, PLR0915
                     if key in seen_r:
                         continue
                     seen_r.add(key)
-                    ref_rows.append(
-                        {
-                            "param": code,
-                            "target_type": ttype,
-                            "target_id": tid,
-                            "url_hash": digest(dom + "u", url) if url else None,
-                        }
-                    )
-    out: dict[str, list[dict]] = {}
+                    ref_rows.append((code, ttype, tid, digest(dom + "u", url) if url else None))
+    out: dict[str, list[tuple]] = {}
     for name, rows in (
         ("sidx_hash", hash_rows),
         ("sidx_date", date_rows),

@@ -25,7 +25,7 @@ from fhir_server.errors import BadRequest, Conflict, Gone, NotFound, Preconditio
 from fhir_server.resources import driver_sql, ids
 from fhir_server.resources.compartment import compartment_patient_ids
 from fhir_server.resources.db import compartments, metadata, resources, versions
-from fhir_server.resources.indexer import index_rows
+from fhir_server.resources.indexer import ROW_FIELDS, index_rows
 from fhir_server.resources.sealing import dumps
 from fhir_server.resources.types import check_type
 
@@ -65,7 +65,7 @@ class Prepared:
     the dict it was computed from."""
 
     source: dict
-    index: dict[str, list[dict]]
+    index: dict[str, list[tuple]]
     leaf: bytes | None  # None: not canonicalisable (the write itself will say)
     compartments: frozenset[str]
 
@@ -352,11 +352,7 @@ _ROW_COLUMNS = {
         "leaf",
     ),
     "anchor_journal": ("res_type", "res_id", "version_id", "leaf", "created_us"),
-    "sidx_hash": ("resource_pk", "param", "hash"),
-    "sidx_date": ("resource_pk", "param", "low", "high"),
-    "sidx_number": ("resource_pk", "param", "value"),
-    "sidx_quantity": ("resource_pk", "param", "value", "sys_code", "code", "unit"),
-    "sidx_ref": ("resource_pk", "param", "target_type", "target_id", "url_hash"),
+    **{name: ("resource_pk", *fields) for name, fields in ROW_FIELDS.items()},
     "resource_compartments": ("resource_pk", "patient_id"),
 }
 
@@ -366,11 +362,6 @@ def _values_getter(columns: tuple[str, ...]):
     return (lambda row: (get(row),)) if len(columns) == 1 else get
 
 
-_ROW_VALUES = {
-    name: _values_getter(cols[1:])
-    for name, cols in _ROW_COLUMNS.items()
-    if name.startswith("sidx_")
-}
 _RESOURCE_VALUES = _values_getter(_ROW_COLUMNS["resources"][1:])
 
 
@@ -386,11 +377,10 @@ def insert_sql(table_name: str, marker: str) -> str:
     )
 
 
-def index_row_tuples(pk: int, tables: dict[str, list[dict]]) -> Iterator[tuple[str, list[tuple]]]:
+def index_row_tuples(pk: int, tables: dict[str, list[tuple]]) -> Iterator[tuple[str, list[tuple]]]:
     """``(table name, rows as tuples in _ROW_COLUMNS order)`` of ``index_rows`` output."""
     for name, rows in tables.items():
-        values_of = _ROW_VALUES[name]
-        yield name, [(pk, *values_of(row)) for row in rows]
+        yield name, [(pk, *row) for row in rows]
 
 
 def _bulk_insert(conn: Connection, table_name: str, rows: list[tuple]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, insert, text
 
 from fhir_server.resources.db import create_schema, make_engine, resources
-from fhir_server.resources.indexer import index_rows
+from fhir_server.resources.indexer import ROW_FIELDS, index_rows
 from fhir_server.resources.search_tables import ALL_TABLES
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -96,5 +96,11 @@ def store(engine, blind, items, *, deleted=()) -> dict[str, int]:
             pks[key] = pk
             clean = {k: v for k, v in res.items() if k != "_lu_us"}
             for name, rows in index_rows(clean, blind).items():
-                conn.execute(insert(table_by_name[name]), [{**r, "resource_pk": pk} for r in rows])
+                conn.execute(
+                    insert(table_by_name[name]),
+                    [
+                        {**dict(zip(ROW_FIELDS[name], r, strict=True)), "resource_pk": pk}
+                        for r in rows
+                    ],
+                )
     return pks

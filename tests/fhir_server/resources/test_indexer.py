@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fhir_server.resources.compartment import compartment_patient_ids, patient_compartment_params
-from fhir_server.resources.indexer import CachingBlind, index_rows
+from fhir_server.resources.indexer import ROW_FIELDS, CachingBlind, index_rows
 from fhir_server.resources.search_params import params_for, supported_types
 from fhir_server.resources.values import date_range, normalize
 
@@ -93,8 +93,15 @@ def test_generated_params():
     assert params_for("Nope") == {}
 
 
+def as_dicts(tables: dict[str, list[tuple]]) -> dict[str, list[dict]]:
+    return {
+        name: [dict(zip(ROW_FIELDS[name], row, strict=True)) for row in rows]
+        for name, rows in tables.items()
+    }
+
+
 def test_index_rows_shape(blind):
-    rows = index_rows(OBS, blind)
+    rows = as_dicts(index_rows(OBS, blind))
     assert set(rows) == {"sidx_hash", "sidx_date", "sidx_quantity", "sidx_ref"}
     assert all(len(r["hash"]) == 16 for r in rows["sidx_hash"])
     assert all("resource_pk" not in r for rs in rows.values() for r in rs)
