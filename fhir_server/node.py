@@ -98,4 +98,5 @@ class Node:
         if self.anchoring is not None:
             self.anchoring.close()
             self.anchoring = None
+        self.store.statistics.wait()  # an ANALYZE under way holds a connection
         self.engine.dispose()

@@ -25,6 +25,7 @@ from fhir_server.errors import Gone, NotFound
 from fhir_server.resources import driver_sql
 from fhir_server.resources.db import resources, versions
 from fhir_server.resources.indexer import TerminologyDigests
+from fhir_server.resources.pg_statistics import PlannerStatistics
 from fhir_server.resources.sealing import RecordSealer
 from fhir_server.resources.types import check_type
 from vault.keyring import KeyRing
@@ -132,6 +133,7 @@ class ResourceStore:
         # layer stores the request's AuditEvents here, so a write and its audit
         # commit or roll back together). An exception rolls the whole unit back.
         self.before_commit: Callable[[Writer], None] | None = None
+        self.statistics = PlannerStatistics(engine)  # PostgreSQL: ANALYZE after bulk writes
 
     # -- request transactions --------------------------------------------------
     def begin_request(self) -> RequestTransaction:
@@ -211,6 +213,7 @@ class ResourceStore:
             if hooks and self.before_commit is not None:
                 self.before_commit(writer)
             writer.flush()
+        self.statistics.wrote()
 
     # -- reads --------------------------------------------------------------
     def open_version(self, row: VersionRow) -> dict:
