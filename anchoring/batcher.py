@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
+from anchoring import defaults as anchor_defaults
 from anchoring import journal
 from anchoring.chain import ChainClient, ChainError, OnChainAnchor
 
@@ -90,8 +91,8 @@ class Batcher:
         engine: Engine,
         chain: Callable[[], ChainClient],
         *,
-        interval: float = 2.0,
-        batch_size: int = 1000,
+        interval: float = anchor_defaults.INTERVAL_S,
+        batch_size: int = anchor_defaults.BATCH_LEAVES,
         lease_s: float = 300.0,
         backoff_min: float = 0.5,
         backoff_max: float = 30.0,

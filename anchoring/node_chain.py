@@ -31,6 +31,7 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
+from anchoring import defaults as anchor_defaults
 from anchoring.chain import ANVIL_CHAIN_ID, ChainClient, ChainError, Deployment, SendPolicy
 from anchoring.devchain import DevChain, DevChainError
 
@@ -229,8 +230,8 @@ class NodeAnchoring:
         data_dir: Path,
         chain: str,
         *,
-        interval: float = 2.0,
-        batch_size: int = 1000,
+        interval: float = anchor_defaults.INTERVAL_S,
+        batch_size: int = anchor_defaults.BATCH_LEAVES,
         run_batcher: bool = True,
         country: str = "XX",
         base_url: str = "",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from anchoring import defaults as anchor_defaults
 from fhir_server.cli_options import DATA_DIR, DATABASE_URL, data_dir_option
 from fhir_server.errors import FHIRError
 
@@ -47,8 +48,10 @@ def main() -> None:
     envvar="PHRX_CHAIN",
     help="'dev' (local anvil in DATA/chain), a JSON-RPC URL, or 'none' (no anchoring).",
 )
-@click.option("--anchor-interval", default=2.0, show_default=True, type=float)
-@click.option("--anchor-batch", default=1000, show_default=True, type=int)
+@click.option(
+    "--anchor-interval", default=anchor_defaults.INTERVAL_S, show_default=True, type=float
+)
+@click.option("--anchor-batch", default=anchor_defaults.BATCH_LEAVES, show_default=True, type=int)
 @click.option(
     "--anchor-worker/--no-anchor-worker",
     default=True,

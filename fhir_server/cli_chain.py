@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from anchoring import defaults as anchor_defaults
 from fhir_server.cli_options import DATA_DIR, DATABASE_URL
 
 
@@ -34,8 +35,10 @@ def _wait_for(stop: threading.Event) -> None:
 @DATA_DIR
 @DATABASE_URL
 @click.option("--chain", "chain", required=True, envvar="PHRX_CHAIN", help="JSON-RPC URL.")
-@click.option("--anchor-interval", default=2.0, show_default=True, type=float)
-@click.option("--anchor-batch", default=1000, show_default=True, type=int)
+@click.option(
+    "--anchor-interval", default=anchor_defaults.INTERVAL_S, show_default=True, type=float
+)
+@click.option("--anchor-batch", default=anchor_defaults.BATCH_LEAVES, show_default=True, type=int)
 @click.option("--country", default="XX", show_default=True, envvar="PHRX_COUNTRY")
 def anchor_worker(data_dir, database_url, chain, anchor_interval, anchor_batch, country) -> None:
     """Anchor the journal in its own process (the server then needs no batcher)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anchoring.journal  # noqa: F401 - registers the journal tables on the schema
+from anchoring import defaults as anchor_defaults
 from fhir_server.resources import ids
 from fhir_server.resources.db import create_schema, make_engine
 from fhir_server.resources.keystore import SqlDataKeyStore
@@ -35,8 +36,8 @@ class NodeConfig:
     # Anchoring: None = no chain (tests, tools); "dev" = local anvil in DATA/chain;
     # "memory" = in-process EVM (tests); or any JSON-RPC URL. See anchoring/node_chain.py.
     chain: str | None = None
-    anchor_interval: float = 2.0
-    anchor_batch: int = 1000
+    anchor_interval: float = anchor_defaults.INTERVAL_S
+    anchor_batch: int = anchor_defaults.BATCH_LEAVES
     anchor_worker: bool = True  # run the batcher in this process (else: phrx anchor-worker)
     anchor_country: str = "XX"
 
