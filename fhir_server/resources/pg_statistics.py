@@ -24,7 +24,7 @@ import time
 
 from sqlalchemy.engine import Engine
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("phrx")  # the node log (DATA/logs/phrx.log)
 
 CHECK_EVERY_S = 1.0
 MIN_CHANGES = 1000
@@ -41,10 +41,9 @@ _CHANGED = (
 
 
 class PlannerStatistics:
-    def __init__(self, engine: Engine, clock=time.monotonic) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.enabled = engine.dialect.name == "postgresql"
-        self._clock = clock
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
         self._thread: threading.Thread | None = None
@@ -54,7 +53,7 @@ class PlannerStatistics:
         """Called after a unit of work committed (cheap; rate-limited)."""
         if not self.enabled:
             return
-        now = self._clock()
+        now = time.monotonic()
         with self._lock:
             running = self._thread is not None and self._thread.is_alive()
             if running or now - self._checked_at < CHECK_EVERY_S:
