@@ -15,7 +15,7 @@ Only for statements whose parameters are plain values and whose text is fixed
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -43,21 +43,12 @@ def cursor(engine: Engine, conn: Connection | None = None) -> Iterator:
     pooled connection of its own for one read (SQLite runs it in autocommit: this
     project issues BEGIN itself; other drivers are rolled back on return to the pool)."""
     if conn is not None:
-        found = conn.connection.driver_connection.cursor()
-        try:
+        with closing(conn.connection.driver_connection.cursor()) as found:
             yield found
-        finally:
-            found.close()
         return
-    raw = engine.raw_connection()
-    try:
-        found = raw.driver_connection.cursor()
-        try:
-            yield found
-        finally:
-            found.close()
-    finally:
-        raw.close()  # back to the pool, which resets (rolls back) it
+    # The pooled connection goes back to the pool on close, which resets (rolls back) it.
+    with closing(engine.raw_connection()) as raw, closing(raw.driver_connection.cursor()) as found:
+        yield found
 
 
 def fetch_one(

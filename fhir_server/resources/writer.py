@@ -357,12 +357,8 @@ _ROW_COLUMNS = {
 }
 
 
-def _values_getter(columns: tuple[str, ...]):
-    get = itemgetter(*columns)
-    return (lambda row: (get(row),)) if len(columns) == 1 else get
-
-
-_RESOURCE_VALUES = _values_getter(_ROW_COLUMNS["resources"][1:])
+# A resources row dict -> its values after pk, in _ROW_COLUMNS order.
+_RESOURCE_VALUES = itemgetter(*_ROW_COLUMNS["resources"][1:])
 
 
 @cache

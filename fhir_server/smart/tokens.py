@@ -301,8 +301,7 @@ _BY_JTI = (
 
 def _stored(row: tuple, via_refresh: bool) -> TokenRecord:
     """A TokenRecord of a row of :data:`_RECORD_COLUMNS`."""
-    jti, client_id, username, scope, context, *times_and_grant, revoked = row
-    grant, issued, expires, refresh_expires = times_and_grant
+    jti, client_id, username, scope, context, grant, issued, expires, refresh_expires, revoked = row
     return TokenRecord(
         jti,
         client_id,
