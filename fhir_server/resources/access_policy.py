@@ -52,6 +52,7 @@ AuditEvent per request without re-deriving what the token actually touched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from fhir_server.errors import Forbidden, Gone, IntegrityFailure, NotFound
 from fhir_server.resources.compartment import compartment_patient_ids
@@ -139,11 +140,6 @@ class AccessPolicy:
         except Forbidden:
             return None
 
-    def write_compartment(self, interaction: str, res_type: str) -> str | None:
-        """Compartment of a write's own searches (conditional / If-None-Exist)."""
-        grant = self.grant_or_none(interaction, res_type)
-        return grant.compartment if grant else self.confinement
-
     def gate(self, action: str, res_type: str, patient_id: str | None) -> None:
         if self.consent is None:
             return
@@ -180,6 +176,9 @@ class AccessPolicy:
                 for inner_type, _inner in crit.chain:
                     self.require("s", inner_type)
         screen = self.visible if (self.access is not None or self.consent) else None
+        # Where consent may withhold a match, every candidate is decided before it is
+        # counted or paged: a total counts only what the caller may read.
+        admit = partial(self.allows, grant) if self._may_withhold(grant) else None
         page = run_search(
             self.store,
             res_type,
@@ -188,14 +187,49 @@ class AccessPolicy:
             conn=conn,
             compartment_patient=grant.compartment,
             include_filter=screen,
+            admit=admit,
         )
-        if self.consent is not None:
-            kept = [r for r in page.matches if self.consented("search", r, grant.compartment)]
+        if admit is None and grant.compartment is not None:
+            # The sealed content, not the index rows, says whose a resource is: a match
+            # whose content lies outside the compartment (rows edited) is not served.
+            kept = [r for r in page.matches if grant.compartment in compartment_patient_ids(r)]
             if len(kept) != len(page.matches):
-                page.matches, page.total = kept, None  # no count of what was withheld
+                page.matches, page.total = kept, None
         for resource in (*page.matches, *page.included):
             self.saw(resource)
         return page
+
+    def _may_withhold(self, grant: Grant) -> bool:
+        """May consent withhold part of what the grant selects? Not where the hook
+        says it releases the whole compartment (the patient's own record)."""
+        if self.consent is None:
+            return False
+        releases_all = getattr(self.consent, "releases_all", None)
+        confined = grant.compartment
+        return not (confined and releases_all and releases_all(self.access, confined))
+
+    def conditional_matches(self, res_type: str, query, conn=None) -> list[dict]:
+        """At most two current resources matching the criteria of a conditional
+        interaction (If-None-Exist, conditional update / delete / reference) among
+        those the caller may read: a match it may not read is no match, so a
+        conditional request discloses nothing a direct read would not."""
+        from fhir_server.resources.searching import run_search
+
+        grant = self.grant_or_none("r", res_type)
+        if grant is None:
+            return []  # nothing of this type is readable: nothing can match
+        unrestricted = grant.compartment is None and not grant.constraints
+        admit = None if unrestricted and self.consent is None else partial(self.allows, grant)
+        page = run_search(
+            self.store,
+            res_type,
+            [*query, ("_count", "2")],
+            strict=True,
+            conn=conn,
+            compartment_patient=grant.compartment,
+            admit=admit,
+        )
+        return [self.saw(r) for r in page.matches]
 
     def history_scope(self, res_type: str | None, res_id: str | None) -> dict:
         """Keyword arguments of ``store.history`` for this token (403 when not allowed)."""

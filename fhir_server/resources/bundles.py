@@ -22,7 +22,6 @@ from fhir_server.resources import ids, interactions
 from fhir_server.resources.access_policy import AccessPolicy
 from fhir_server.resources.entry_urls import EntryTarget, parse_entry_url
 from fhir_server.resources.interactions import Result, parse_query
-from fhir_server.resources.searching import run_search
 from fhir_server.resources.store import ResourceStore
 from fhir_server.resources.writer import Writer
 from validators.r4 import validate_resource
@@ -136,10 +135,10 @@ def _run_transaction(store: ResourceStore, entries: list[PlannedEntry], policy) 
                 validate_resource(entry.resource)
             except FHIRError as error:
                 raise _at(entry, error) from None
-    urn_map = _assign_ids(store, entries, policy.confinement)
+    urn_map = _assign_ids(entries, policy)
     for entry in entries:
         if entry.resource is not None:
-            entry.resource = _rewrite_refs(store, entry.resource, urn_map, entry, policy)
+            entry.resource = _rewrite_refs(entry.resource, urn_map, entry, policy)
             try:  # every written content is checked before anything is written
                 policy.check_content(_interaction(entry)[0], _to_prepare(entry))
             except FHIRError as error:
@@ -153,8 +152,9 @@ def _run_transaction(store: ResourceStore, entries: list[PlannedEntry], policy) 
                 raise _at(entry, error) from None
 
 
-def _assign_ids(store: ResourceStore, entries: list[PlannedEntry], confined=None):
-    """Give each POST its id up front; ``ifNoneExist`` reuses a match's id."""
+def _assign_ids(entries: list[PlannedEntry], policy: AccessPolicy):
+    """Give each POST its id up front; ``ifNoneExist`` reuses the id of a match the
+    caller may read (one it may not read is no match)."""
     urn_map: dict[str, str] = {}
     for entry in entries:
         _new_id_for_conditional_put(entry)
@@ -163,16 +163,11 @@ def _assign_ids(store: ResourceStore, entries: list[PlannedEntry], confined=None
         res_type = entry.target.res_type
         res_id = ids.new_id()
         if entry.if_none_exist:
-            found = run_search(
-                store,
-                res_type,
-                [*parse_query(entry.if_none_exist), ("_count", "2")],
-                compartment_patient=confined,
-            )
-            if len(found.matches) > 1:
+            found = policy.conditional_matches(res_type, parse_query(entry.if_none_exist))
+            if len(found) > 1:
                 raise _at(entry, PreconditionFailed("ifNoneExist matched more than one resource."))
-            if found.matches:
-                res_id = found.matches[0]["id"]
+            if found:
+                res_id = found[0]["id"]
                 entry.extra["existing"] = res_id
         entry.resource = {**entry.resource, "id": res_id}
         if entry.full_url:
@@ -191,7 +186,7 @@ def _to_prepare(entry: PlannedEntry) -> dict:
     return {**entry.resource, "id": new_id} if new_id else entry.resource
 
 
-def _rewrite_refs(store, resource: dict, urn_map: dict, entry: PlannedEntry, policy) -> dict:
+def _rewrite_refs(resource: dict, urn_map: dict, entry: PlannedEntry, policy) -> dict:
     """``resource`` with urn:uuid and conditional references resolved.
 
     Copy-on-write: only the dicts and lists on the way to a changed reference are
@@ -199,7 +194,7 @@ def _rewrite_refs(store, resource: dict, urn_map: dict, entry: PlannedEntry, pol
     """
 
     def resolve(value: str) -> str:
-        return _resolve_reference(store, value, urn_map, entry, policy)
+        return _resolve_reference(value, urn_map, entry, policy)
 
     return _rewrite_node(resource, resolve)
 
@@ -230,7 +225,7 @@ def _rewrite_node(node, resolve):
     return node
 
 
-def _resolve_reference(store, value: str, urn_map, entry: PlannedEntry, policy) -> str:
+def _resolve_reference(value: str, urn_map, entry: PlannedEntry, policy) -> str:
     if value in urn_map:
         return urn_map[value]
     if value.startswith("urn:uuid:"):
@@ -238,17 +233,12 @@ def _resolve_reference(store, value: str, urn_map, entry: PlannedEntry, policy) 
     res_type, sep, query = value.partition("?")
     if not sep or "/" in res_type:
         return value
-    found = run_search(
-        store,
-        res_type,
-        [*parse_query(query), ("_count", "2")],
-        strict=True,
-        compartment_patient=policy.confinement,  # no probing of other patients' data
-    )
-    if len(found.matches) != 1:
-        problem = "nothing" if not found.matches else "more than one resource"
+    # Only what the caller may read can be matched: no probing of other patients' data.
+    found = policy.conditional_matches(res_type, parse_query(query))
+    if len(found) != 1:
+        problem = "nothing" if not found else "more than one resource"
         raise _at(entry, PreconditionFailed(f"Conditional reference {value} matched {problem}."))
-    return f"{res_type}/{found.matches[0]['id']}"
+    return f"{res_type}/{found[0]['id']}"
 
 
 def _execute(writer: Writer, entry: PlannedEntry, policy) -> Result:

@@ -33,32 +33,32 @@ def parse_query(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def matching_ids(writer: Writer, res_type: str, query: list[tuple[str, str]]) -> list[str]:
-    """Ids of current resources matching ``query``, searched inside the transaction."""
+def matching(writer: Writer, res_type: str, query: list[tuple[str, str]]) -> list[dict]:
+    """At most two current resources matching ``query``, searched inside the
+    transaction among those the writer's policy may read (all, without a policy)."""
     writer.flush()
-    confined = writer.policy.confinement if writer.policy is not None else None
+    if writer.policy is not None:
+        return writer.policy.conditional_matches(res_type, query, writer.conn)
     page = run_search(
-        writer.store,
-        res_type,
-        [*query, ("_count", "2")],
-        strict=True,
-        conn=writer.conn,
-        compartment_patient=confined,
+        writer.store, res_type, [*query, ("_count", "2")], strict=True, conn=writer.conn
     )
-    return [r["id"] for r in page.matches]
+    return page.matches
+
+
+def matching_ids(writer: Writer, res_type: str, query: list[tuple[str, str]]) -> list[str]:
+    return [r["id"] for r in matching(writer, res_type, query)]
 
 
 def create(writer: Writer, resource: dict, if_none_exist: str | None = None) -> Result:
     if if_none_exist:
         res_type = resource.get("resourceType", "")
-        found = matching_ids(writer, res_type, parse_query(if_none_exist))
+        found = matching(writer, res_type, parse_query(if_none_exist))
         if len(found) > 1:
             raise PreconditionFailed(
                 f"If-None-Exist matched more than one {res_type}; the create was not performed."
             )
         if found:
-            current = writer.store.read(res_type, found[0], writer.conn)
-            return Result(200, current, _outcome_of(current, changed=False))
+            return Result(200, found[0], _outcome_of(found[0], changed=False))
     # The caller assigned a fresh id already (a client's id is ignored on POST):
     # the data key of a new Patient had to exist before the transaction opened.
     written = writer.create(resource, res_id=resource["id"])

@@ -35,10 +35,6 @@ class SearchPage:
     count: int = DEFAULT_COUNT
 
     @property
-    def has_next(self) -> bool:
-        return self.total is not None and self.offset + self.count < self.total
-
-    @property
     def unknown(self) -> list[str]:
         return list(getattr(self.request, "unknown", []) or [])
 
@@ -52,10 +48,15 @@ def run_search(
     conn: Connection | None = None,
     compartment_patient: str | None = None,
     include_filter: Callable[[list[dict]], list[dict]] | None = None,
+    admit: Callable[[dict], bool] | None = None,
 ) -> SearchPage:
     """``compartment_patient`` confines the matches, the resources that chains and
     ``_has`` look at, and the included ones (so totals count only those);
-    ``include_filter`` screens the included resources further (access policy)."""
+    ``include_filter`` screens the included resources further (access policy).
+
+    ``admit``: a decision on each decrypted match (the access gate's, where consent
+    may withhold a match): every candidate is decided before counting and paging,
+    so ``total`` and ``_summary=count`` count only what is admitted."""
     request = parse_search(res_type, query, strict=strict)
     within = None
     if compartment_patient is not None:
@@ -70,10 +71,12 @@ def run_search(
         counting = _count_of(selection)
     python_sort = getattr(plan, "python_sort", None)
     with store._conn(conn) as c:
-        if plan.postfilter is not None or python_sort is not None:
+        if plan.postfilter is not None or python_sort is not None or admit is not None:
             candidates = store.load_current([r[0] for r in c.execute(selection)], c)
             if plan.postfilter is not None:
                 candidates = [r for r in candidates if plan.postfilter(r)]
+            if admit is not None:
+                candidates = [r for r in candidates if admit(r)]
             if python_sort is not None:
                 candidates = python_sort(candidates)
             total = len(candidates)

@@ -172,11 +172,11 @@ def test_patient_users_user_scopes_are_confined_too(seeded, app, client_for):
 
 def test_practitioner_user_scopes_need_the_patients_consent(seeded, user_client):
     """Issue 6: user/ scopes are an upper bound; without a Consent a practitioner
-    sees no patient's records (as if missing, no count), and writes are refused."""
+    sees no patient's records (as if missing; a count of 0), and writes are refused."""
     doctor = user_client("user/*.rs")
     assert_missing(doctor.get("/fhir/Observation/o2"), "Observation/o2")
     found = doctor.get("/fhir/Observation?code=B").json
-    assert "entry" not in found and "total" not in found
+    assert "entry" not in found and found["total"] == 0
     assert doctor.post("/fhir/Observation", json=obs("x", "p1", "X")).status_code == 403
 
 

@@ -1,0 +1,138 @@
+"""Regressions from an outside tester (issue #14): what a caller may not read must not
+leak through conditional interactions or counts.
+
+Setting: patient p1 consented to practitioner d1 (read and write); patient p2 did not.
+d1 may write p1's record, so every conditional interaction below is one it may make —
+but p2's Observation must stay invisible to it, as a direct read of it is (404).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+JSON = {"Content-Type": "application/fhir+json"}
+SECRET = "p2-private-finding"
+
+
+@pytest.fixture
+def gate(app, node, cx):
+    everywhere = ("2000-01-01", "2099-12-31")
+    cx.put(node, {"resourceType": "Patient", "id": "p1", "name": [{"family": "Lin"}]})
+    cx.put(
+        node,
+        {
+            "resourceType": "Patient",
+            "id": "p2",
+            "identifier": [{"system": "urn:id:tw", "value": "A123456789"}],
+        },
+    )
+    cx.put(node, cx.privacy_consent("p1", cid="c-p1", period=everywhere))
+    cx.put(node, observation("o-p2", "p2"))
+
+    class Gate:
+        client = app.test_client()
+        doctor = {
+            **cx.bearer(app, username="drbob", fhir_user="Practitioner/d1", scope="user/*.cruds"),
+            **JSON,
+        }
+
+    Gate.node = node
+    return Gate
+
+
+def observation(res_id: str | None, patient: str, text: str = SECRET) -> dict:
+    body = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": text},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    if res_id:
+        body["id"] = res_id
+    return body
+
+
+def test_direct_read_of_the_hidden_record_is_404(gate):
+    assert gate.client.get("/fhir/Observation/o-p2", headers=gate.doctor).status_code == 404
+
+
+@pytest.mark.parametrize("criteria", [f"code:text={SECRET}", "_id=o-p2"])
+@pytest.mark.parametrize("prefer", ["return=representation", "return=minimal"])
+def test_conditional_create_never_returns_a_hidden_match(gate, criteria, prefer):
+    headers = {**gate.doctor, "If-None-Exist": criteria, "Prefer": prefer}
+    response = gate.client.post("/fhir/Observation", json=observation(None, "p1"), headers=headers)
+    assert response.status_code == 201, response.get_json()
+    assert "o-p2" not in response.headers.get("Location", "")
+    assert "Patient/p2" not in response.get_data(as_text=True)
+    new_id = response.headers["Location"].split("/Observation/")[1].split("/")[0]
+    assert new_id != "o-p2"
+    # The hidden record is untouched and the new one belongs to p1.
+    assert gate.node.store.read("Observation", "o-p2")["subject"]["reference"] == "Patient/p2"
+    assert gate.node.store.read("Observation", new_id)["subject"]["reference"] == "Patient/p1"
+
+
+def test_conditional_create_still_finds_a_visible_match(gate, cx):
+    cx.put(gate.node, observation("o-p1", "p1", text="p1-finding"))
+    headers = {**gate.doctor, "If-None-Exist": "code:text=p1-finding"}
+    response = gate.client.post(
+        "/fhir/Observation", json=observation(None, "p1", "p1-finding"), headers=headers
+    )
+    assert response.status_code == 200
+    assert response.get_json()["id"] == "o-p1"
+
+
+def test_conditional_update_never_names_or_touches_a_hidden_match(gate):
+    response = gate.client.put(
+        f"/fhir/Observation?code:text={SECRET}", json=observation(None, "p1"), headers=gate.doctor
+    )
+    assert "o-p2" not in response.get_data(as_text=True)
+    assert "o-p2" not in response.headers.get("Location", "")
+    assert response.status_code == 201, response.get_json()  # no visible match: a create
+    hidden = gate.node.store.read("Observation", "o-p2")
+    assert hidden["meta"]["versionId"] == "1"
+
+
+def test_conditional_delete_never_deletes_or_counts_a_hidden_match(gate, cx):
+    cx.put(gate.node, observation("o-p2b", "p2"))  # two hidden matches: not "412 multiple"
+    response = gate.client.delete(f"/fhir/Observation?code:text={SECRET}", headers=gate.doctor)
+    assert response.status_code == 204
+    assert gate.node.store.read("Observation", "o-p2")["meta"]["versionId"] == "1"
+    assert gate.node.store.read("Observation", "o-p2b")["meta"]["versionId"] == "1"
+
+
+def test_conditional_update_with_two_hidden_matches_is_not_a_412(gate, cx):
+    cx.put(gate.node, observation("o-p2b", "p2"))
+    response = gate.client.put(
+        f"/fhir/Observation?code:text={SECRET}", json=observation(None, "p1"), headers=gate.doctor
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Patient?identifier=urn:id:tw|A123456789&_summary=count",
+        "Patient?identifier=urn:id:tw|A123456789&_total=accurate",
+        f"Observation?code:text={SECRET}&_summary=count",
+        f"Observation?code:text={SECRET}&_total=accurate&_count=0",
+    ],
+)
+def test_counts_count_only_what_the_caller_may_read(gate, query):
+    response = gate.client.get(f"/fhir/{query}", headers=gate.doctor)
+    assert response.status_code == 200, response.get_json()
+    bundle = response.get_json()
+    assert bundle.get("total", 0) == 0
+    assert not bundle.get("entry")
+
+
+def test_counts_include_what_the_caller_may_read(gate, cx):
+    cx.put(gate.node, observation("o-p1", "p1", text="shared-text"))
+    cx.put(gate.node, observation("o-p2c", "p2", text="shared-text"))
+    response = gate.client.get(
+        "/fhir/Observation?code:text=shared-text&_summary=count", headers=gate.doctor
+    )
+    assert response.get_json()["total"] == 1
+    page = gate.client.get("/fhir/Observation?code:text=shared-text", headers=gate.doctor)
+    bundle = page.get_json()
+    assert [e["resource"]["id"] for e in bundle["entry"]] == ["o-p1"]
+    assert bundle["total"] == 1
