@@ -8,6 +8,8 @@ but p2's Observation must stay invisible to it, as a direct read of it is (404).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 JSON = {"Content-Type": "application/fhir+json"}
@@ -29,15 +31,8 @@ def gate(app, node, cx):
     cx.put(node, cx.privacy_consent("p1", cid="c-p1", period=everywhere))
     cx.put(node, observation("o-p2", "p2"))
 
-    class Gate:
-        client = app.test_client()
-        doctor = {
-            **cx.bearer(app, username="drbob", fhir_user="Practitioner/d1", scope="user/*.cruds"),
-            **JSON,
-        }
-
-    Gate.node = node
-    return Gate
+    doctor = cx.bearer(app, username="drbob", fhir_user="Practitioner/d1", scope="user/*.cruds")
+    return SimpleNamespace(client=app.test_client(), doctor={**doctor, **JSON}, node=node)
 
 
 def observation(res_id: str | None, patient: str, text: str = SECRET) -> dict:
