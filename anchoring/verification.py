@@ -27,6 +27,7 @@ AUTHORITY_NOT_RECOGNISED = "authority-not-recognised"
 INTEGRITY_FAILURE = "integrity-failure"
 CHAIN_UNAVAILABLE = "chain-unavailable"
 PROOF_INVALID = "proof-invalid"
+VERSION_CHAIN_BROKEN = "version-chain-broken"
 
 
 @dataclass(frozen=True)

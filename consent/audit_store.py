@@ -126,7 +126,10 @@ def append(store, conn, events: list[dict]) -> list[dict]:
             stored = with_server_meta(chained, res_id, 1, now)
             sealed = store.sealer.seal(RES_TYPE, res_id, 1, NODE_SCOPE, dumps(stored))
             leaf = leaf_hash_of_bytes(canonical)  # meta is not part of the canonical form
-            version_rows.append((RES_TYPE, res_id, 1, now, False, "POST", NODE_SCOPE, sealed, leaf))
+            link = store.chain.link(RES_TYPE, res_id, 1, False, leaf, None)
+            version_rows.append(
+                (RES_TYPE, res_id, 1, now, False, "POST", NODE_SCOPE, sealed, leaf, link)
+            )
             journal_rows.append((RES_TYPE, res_id, 1, leaf, now))
             resource_rows.append(
                 {
@@ -136,6 +139,7 @@ def append(store, conn, events: list[dict]) -> list[dict]:
                     "last_updated_us": now,
                     "deleted": False,
                     "key_scope": NODE_SCOPE,
+                    "head": store.chain.head(RES_TYPE, res_id, 1, link),
                 }
             )
             stored_events.append(stored)

@@ -3,8 +3,9 @@
 Key hierarchy::
 
     master key (32 B, from a MasterKeySource)
-      ├─ HKDF "phrx/vault/v1/kek"          -> wraps data keys (AES-256-GCM, AAD = scope)
-      └─ HKDF "phrx/vault/v1/blind-index"  -> BlindIndex key
+      ├─ HKDF "phrx/vault/v1/kek"           -> wraps data keys (AES-256-GCM, AAD = scope)
+      ├─ HKDF "phrx/vault/v1/blind-index"   -> BlindIndex key
+      └─ HKDF "phrx/vault/v1/version-chain" -> VersionChain key (rollback detection)
     data key per scope ("patient:<id>" or "node")
       └─ HKDF per record (see vault.envelope)
 
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from vault._encoding import length_prefixed
 from vault.blind import BlindIndex
 from vault.errors import IntegrityError, KeyDestroyed, VaultError
+from vault.version_chain import VersionChain
 
 NODE_SCOPE = "node"
 DATA_KEY_LEN = 32
@@ -101,6 +103,7 @@ class KeyRing:
         # The master key itself is not kept: only the purpose-bound sub-keys.
         self._kek = AESGCM(_subkey(master_key, b"phrx/vault/v1/kek"))
         self._blind = BlindIndex(_subkey(master_key, b"phrx/vault/v1/blind-index"))
+        self._chain = VersionChain(_subkey(master_key, b"phrx/vault/v1/version-chain"))
         self._store = store
         self._cache: dict[str, bytes] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -174,6 +177,10 @@ class KeyRing:
     def blind_index(self) -> BlindIndex:
         """The node's blind index (key derived from the master key)."""
         return self._blind
+
+    def version_chain(self) -> VersionChain:
+        """The node's version-chain MACs (key derived from the master key)."""
+        return self._chain
 
     def wrap_data_key(self, scope: str, key: bytes) -> bytes:
         """``0x01 || nonce || AES-256-GCM(kek, key, aad=scope)``."""

@@ -59,6 +59,17 @@ def search_bundle(page: SearchPage, url: str, query: list[tuple[str, str]]) -> d
         }
         for r in page.included
     ]
+    if page.damaged:
+        note = (
+            "Integrity failure: left out of this page, their stored copies failed "
+            f"authentication (altered in the database): {', '.join(page.damaged)}"
+        )
+        entries.append(
+            {
+                "resource": operation_outcome([Issue("exception", note, severity="error")]),
+                "search": {"mode": "outcome"},
+            }
+        )
     if page.unknown:
         note = f"Ignored unknown or unsupported search parameters: {', '.join(page.unknown)}"
         entries.append(

@@ -101,7 +101,7 @@ def run(store: ResourceStore, patient_id: str, args, base_url: str, visible=None
     store.read("Patient", patient_id)  # 404 / 410 before anything else
     types, since, count, offset = _options(args)
     pks = compartment_pks(store, patient_id, types, since)
-    in_compartment = store.load_current(pks)
+    in_compartment = store.load_in_compartment(pks, patient_id, damaged=[])
     have = {(r["resourceType"], r["id"]) for r in in_compartment}
     extra = []
     targets = referenced(in_compartment)

@@ -97,7 +97,7 @@ def _load(store, patient_id: str) -> list[dict]:
     )
     with store.connect() as conn:
         pks = list(dict.fromkeys(r[0] for r in conn.execute(query)))
-    return store.load_current(pks)
+    return store.load_in_compartment(pks, patient_id, damaged=[])
 
 
 def _section_of(resource: dict) -> str | None:

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from anchoring import journal
 from anchoring.canonical import CanonicalizationError, leaf_hash
 from anchoring.provenance import (
@@ -23,6 +25,7 @@ from anchoring.provenance import (
 from anchoring.verification import (
     HASH_MISMATCH,
     NOT_ANCHORED,
+    VERSION_CHAIN_BROKEN,
     ChainReader,
     Verification,
     verify_claim,
@@ -64,7 +67,15 @@ def verify_stored(node, res_type: str, res_id: str, version_id: int | None = Non
     except IntegrityFailure:
         leaf = None
     anchor = journal.version_anchor(node.engine, res_type, res_id, row.version_id)
-    return verify_claim(leaf, claim_from_anchor(anchor), _reader(node), target)
+    verification = verify_claim(leaf, claim_from_anchor(anchor), _reader(node), target)
+    broken = store.chain_break(res_type, res_id)
+    if broken is None:
+        return verification
+    why = (
+        f"version chain broken at version {broken}: a version was deleted or altered, or "
+        f"{res_type}/{res_id} was rolled back to an older version in the database"
+    )
+    return replace(verification, result=False, reason_code=VERSION_CHAIN_BROKEN, reason=why)
 
 
 def provenance_of(node, res_type: str, res_id: str, version_id: int) -> dict:

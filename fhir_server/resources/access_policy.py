@@ -51,6 +51,7 @@ AuditEvent per request without re-deriving what the token actually touched.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import partial
 
@@ -59,6 +60,7 @@ from fhir_server.resources.compartment import compartment_patient_ids
 from fhir_server.resources.granular import meets
 from fhir_server.resources.sealing import RecordSealer
 
+LOG = logging.getLogger("phrx.integrity")
 ACTIONS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 
 
@@ -189,12 +191,12 @@ class AccessPolicy:
             include_filter=screen,
             admit=admit,
         )
-        if admit is None and grant.compartment is not None:
-            # The sealed content, not the index rows, says whose a resource is: a match
-            # whose content lies outside the compartment (rows edited) is not served.
-            kept = [r for r in page.matches if grant.compartment in compartment_patient_ids(r)]
-            if len(kept) != len(page.matches):
-                page.matches, page.total = kept, None
+        if page.damaged:
+            # Logged for the operator; named in the page only to an unrestricted caller:
+            # an unreadable row cannot be decided, so a restricted one is not told of it.
+            LOG.warning("search left out damaged rows: %s", ", ".join(page.damaged))
+            if grant.compartment is not None or grant.constraints or self.consent is not None:
+                page.damaged = []
         for resource in (*page.matches, *page.included):
             self.saw(resource)
         return page

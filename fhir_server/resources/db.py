@@ -28,7 +28,9 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -63,6 +65,9 @@ resources = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     # Key scope the current version is sealed under: a patient id, or "" for node data.
     Column("key_scope", String(80), nullable=False, default=""),
+    # MAC naming the current version's chain link (vault.version_chain): a row
+    # pointed back at an older version no longer matches it.
+    Column("head", Bytes(32), nullable=True),
     UniqueConstraint("res_type", "res_id", name="uq_resources_type_id"),
     Index("ix_resources_type_updated", "res_type", "last_updated_us"),
 )
@@ -81,6 +86,7 @@ versions = Table(
     Column("key_scope", String(80), nullable=False, default=""),
     Column("sealed", Bytes, nullable=True),  # None for delete markers
     Column("leaf", Bytes(32), nullable=True),  # anchoring leaf hash of the content
+    Column("link", Bytes(32), nullable=True),  # version chain link (vault.version_chain)
     UniqueConstraint("res_type", "res_id", "version_id", name="uq_versions_type_id_vid"),
     Index("ix_versions_updated", "last_updated_us"),
 )
@@ -251,3 +257,21 @@ def create_schema(engine: Engine) -> None:
     from fhir_server.smart import tables as smart_tables  # noqa: F401
 
     metadata.create_all(engine)
+    _add_version_chain_columns(engine)
+
+
+def _add_version_chain_columns(engine: Engine) -> None:
+    """A store created before version chains gets their (nullable) columns; the
+    store fills them in once it has the key (ResourceStore.chain_legacy_versions)."""
+    inspector = inspect(engine)
+    missing = [
+        (table, column)
+        for table, column in (("resources", "head"), ("resource_versions", "link"))
+        if column not in {c["name"] for c in inspector.get_columns(table)}
+    ]
+    if not missing:
+        return
+    blob = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
+    with engine.begin() as conn:
+        for table, column in missing:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {blob}"))

@@ -33,6 +33,8 @@ class SearchPage:
     included: list[dict] = field(default_factory=list)
     offset: int = 0
     count: int = DEFAULT_COUNT
+    # "Type/id" of matches that failed their integrity checks and were left out.
+    damaged: list[str] = field(default_factory=list)
 
     @property
     def unknown(self) -> list[str]:
@@ -70,9 +72,16 @@ def run_search(
         selection = selection.where(within(resources))
         counting = _count_of(selection)
     python_sort = getattr(plan, "python_sort", None)
+    damaged: list[str] = []  # a damaged row is named, and the rest still served
+
+    def load(pks: list[int], c) -> list[dict]:
+        if compartment_patient is None:
+            return store.load_current(pks, c, damaged)
+        return store.load_in_compartment(pks, compartment_patient, c, damaged)
+
     with store._conn(conn) as c:
         if plan.postfilter is not None or python_sort is not None or admit is not None:
-            candidates = store.load_current([r[0] for r in c.execute(selection)], c)
+            candidates = load([r[0] for r in c.execute(selection)], c)
             if plan.postfilter is not None:
                 candidates = [r for r in candidates if plan.postfilter(r)]
             if admit is not None:
@@ -86,13 +95,15 @@ def run_search(
             page = []
             if _summary(request) != "count" and count > 0:
                 pks = [r[0] for r in c.execute(selection.limit(count).offset(offset))]
-                page = store.load_current(pks, c)
+                page = load(pks, c)
         included = []
         if page:
             included = included_resources(store, request, page, c, within)
         if included and include_filter is not None:
             included = include_filter(included)
-    return SearchPage(request, total, page, included, offset, count)
+    if damaged and plan.postfilter is None and python_sort is None and admit is None:
+        total = None  # the index counted rows that cannot be served
+    return SearchPage(request, total, page, included, offset, count, damaged)
 
 
 def in_compartment(table, patient_id: str):

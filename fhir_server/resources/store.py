@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
-from fhir_server.errors import Gone, NotFound
+from fhir_server.errors import Gone, IntegrityFailure, NotFound
 from fhir_server.resources import driver_sql
+from fhir_server.resources.compartment import compartment_patient_ids
 from fhir_server.resources.db import resources, versions
 from fhir_server.resources.indexer import TerminologyDigests
 from fhir_server.resources.pg_statistics import PlannerStatistics
@@ -47,6 +48,8 @@ class VersionRow:
     key_scope: str
     sealed: bytes | None
     leaf: bytes | None = None
+    link: bytes | None = None  # version chain link (vault.version_chain)
+    head: bytes | None = None  # the resource's head MAC, on current-version rows only
 
 
 _VERSION_COLUMNS = (
@@ -59,11 +62,12 @@ _VERSION_COLUMNS = (
     versions.c.key_scope,
     versions.c.sealed,
     versions.c.leaf,
+    versions.c.link,
 )
 
 # Column names from the constant above, never from input.
 _CURRENT_VERSION = (
-    f"SELECT {', '.join(f'v.{c.name}' for c in _VERSION_COLUMNS)} "  # noqa: S608
+    f"SELECT {', '.join(f'v.{c.name}' for c in _VERSION_COLUMNS)}, r.head "  # noqa: S608
     f"FROM {resources.name} r JOIN {versions.name} v ON v.res_type = r.res_type "
     "AND v.res_id = r.res_id AND v.version_id = r.version_id "
     "WHERE r.res_type = ? AND r.res_id = ?"
@@ -128,6 +132,7 @@ class ResourceStore:
         self.keyring = keyring
         self.sealer = RecordSealer(keyring)
         self.blind = keyring.blind_index()
+        self.chain = keyring.version_chain()
         self.terms = TerminologyDigests(self.blind)  # memoised digests of codes only
         # Called with the Writer after its last write and before COMMIT (the HTTP
         # layer stores the request's AuditEvents here, so a write and its audit
@@ -223,9 +228,21 @@ class ResourceStore:
         row = self.current_version(res_type, res_id, conn)
         if row is None:
             raise NotFound(f"{res_type}/{res_id} is not known.")
+        self.check_head(row)
         if row.deleted:
             raise Gone(f"{res_type}/{res_id} was deleted (version {row.version_id}).")
         return self.open_version(row)
+
+    def check_head(self, row: VersionRow) -> None:
+        """``row``, read as the current version, must be the one the resource's head
+        names (vault.version_chain): else it was rolled back or replaced."""
+        if not self.chain.head_is_valid(
+            row.res_type, row.res_id, row.version_id, row.link, row.head
+        ):
+            raise IntegrityFailure(
+                f"Integrity failure: {row.res_type}/{row.res_id} is not at its latest version "
+                "(rolled back or altered in the database); it is not served."
+            )
 
     def current_version(
         self, res_type: str, res_id: str, conn: Connection | None = None
@@ -260,12 +277,18 @@ class ResourceStore:
         )
         return self._one(query, conn)
 
-    def load_current(self, pks: list[int], conn: Connection | None = None) -> list[dict]:
-        """Decrypt the current versions of ``pks``, keeping the order given."""
+    def load_current(
+        self, pks: list[int], conn: Connection | None = None, damaged: list[str] | None = None
+    ) -> list[dict]:
+        """Decrypt the current versions of ``pks``, keeping the order given.
+
+        A version that fails its checks (altered, swapped or rolled back in the
+        database) is left out; with ``damaged``, its "Type/id" is appended there
+        (else the :class:`IntegrityFailure` is raised)."""
         if not pks:
             return []
         query = (
-            select(resources.c.pk, *_VERSION_COLUMNS)
+            select(resources.c.pk, *_VERSION_COLUMNS, resources.c.head)
             .select_from(
                 resources.join(
                     versions,
@@ -280,7 +303,54 @@ class ResourceStore:
         )
         with self._conn(conn) as c:
             rows = {r[0]: VersionRow(*r[1:]) for r in c.execute(query)}
-        return [self.open_version(rows[pk]) for pk in pks if pk in rows]
+        found = []
+        for pk in pks:
+            row = rows.get(pk)
+            if row is None:
+                continue
+            try:
+                self.check_head(row)
+                found.append(self.open_version(row))
+            except (IntegrityFailure, Gone):
+                if damaged is None:
+                    raise
+                damaged.append(f"{row.res_type}/{row.res_id}")
+        return found
+
+    def load_in_compartment(
+        self, pks: list[int], patient_id: str, conn=None, damaged: list[str] | None = None
+    ) -> list[dict]:
+        """:meth:`load_current`, keeping only resources whose *sealed content* lies in
+        ``patient_id``'s compartment: the compartment index rows are hints, and a
+        database write without the keys (rows pointed at another patient) is caught
+        here. A dropped resource is reported in ``damaged`` like a failed one."""
+        found = []
+        for resource in self.load_current(pks, conn, damaged):
+            if patient_id in compartment_patient_ids(resource):
+                found.append(resource)
+            elif damaged is not None:
+                damaged.append(f"{resource['resourceType']}/{resource['id']}")
+        return found
+
+    def chain_break(self, res_type: str, res_id: str) -> int | None:
+        """The first version of ``res_type/res_id`` at which its version chain fails
+        (a version missing, altered, or the head not naming the latest), or None."""
+        check_type(res_type)
+        query = (
+            select(versions.c.version_id, versions.c.deleted, versions.c.leaf, versions.c.link)
+            .where(versions.c.res_type == res_type, versions.c.res_id == res_id)
+            .order_by(versions.c.version_id)
+        )
+        head = select(resources.c.version_id, resources.c.head).where(
+            resources.c.res_type == res_type, resources.c.res_id == res_id
+        )
+        with self._conn() as c:
+            rows = [(v, bool(d), leaf, link) for v, d, leaf, link in c.execute(query)]
+            pointer = c.execute(head).first()
+        current, head_mac = pointer if pointer is not None else (None, None)
+        if rows and current != rows[-1][0]:
+            return current or 1  # the pointer names another version than the latest
+        return self.chain.broken_at(res_type, res_id, rows, head_mac)
 
     # -- history --------------------------------------------------------------
     def history(

@@ -16,12 +16,19 @@ from functools import cache
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from anchoring import journal as anchor_journal
 from anchoring.canonical import CanonicalizationError, leaf_hash
-from fhir_server.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
+from fhir_server.errors import (
+    BadRequest,
+    Conflict,
+    Gone,
+    IntegrityFailure,
+    NotFound,
+    PreconditionFailed,
+)
 from fhir_server.resources import driver_sql, ids
 from fhir_server.resources.compartment import compartment_patient_ids
 from fhir_server.resources.db import compartments, metadata, resources, versions
@@ -53,6 +60,7 @@ class _Current:
     pk: int
     version_id: int
     deleted: bool
+    link: bytes | None  # the current version's chain link (vault.version_chain)
 
 
 @dataclass(frozen=True)
@@ -211,12 +219,32 @@ class Writer:
     def _current(self, res_type: str, res_id: str) -> _Current | None:
         self.flush()
         query = (
-            select(resources.c.pk, resources.c.version_id, resources.c.deleted)
+            select(
+                resources.c.pk,
+                resources.c.version_id,
+                resources.c.deleted,
+                versions.c.link,
+                resources.c.head,
+            )
+            .join(versions, _CURRENT_VERSION_ROW)
             .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
             .with_for_update()
         )
         row = self.conn.execute(query).first()
-        return _Current(*row) if row else None
+        if row is None:
+            return None
+        *fields, head = row
+        current = _Current(*fields)
+        # A version written on top of a rolled-back pointer would launder the rollback
+        # into a valid chain: the head must hold before anything is added to it.
+        if not self.store.chain.head_is_valid(
+            res_type, res_id, current.version_id, current.link, head
+        ):
+            raise IntegrityFailure(
+                f"Integrity failure: {res_type}/{res_id} does not name its latest version "
+                "(rolled back or altered in the database); it is not written to."
+            )
+        return current
 
     def _unchanged(self, res_type: str, res_id: str, resource: dict) -> bool:
         """True when ``resource`` equals the current version apart from server meta."""
@@ -245,13 +273,19 @@ class Writer:
             sealed = self.store.sealer.seal(res_type, res_id, version_id, scope, dumps(stored))
             # The leaf covers neither meta nor text (anchoring.canonical), only the id.
             leaf = ahead.leaf if ahead is not None and ahead.leaf else leaf_hash(stored)
+        deleted = resource is None
+        link = self.store.chain.link(
+            res_type, res_id, version_id, deleted, leaf, current.link if current else None
+        )
+        head = self.store.chain.head(res_type, res_id, version_id, link)
         # Tuples in _ROW_COLUMNS order, inserted in bulk at flush().
         self._version_rows.append(
-            (res_type, res_id, version_id, now, resource is None, method, scope, sealed, leaf)
+            (res_type, res_id, version_id, now, deleted, method, scope, sealed, leaf, link)
         )
         if leaf is not None:
             self._journal_rows.append((res_type, res_id, version_id, leaf, now))
         pointer = {"version_id": version_id, "last_updated_us": now, "key_scope": scope}
+        pointer["head"] = head
         if current is None:
             row = {"res_type": res_type, "res_id": res_id, "deleted": False, **pointer}
             self._new_resources.append((row, stored, resource))
@@ -321,6 +355,12 @@ def insert_resources(conn: Connection, rows: list[dict]) -> list[int]:
     return pks
 
 
+_CURRENT_VERSION_ROW = and_(
+    versions.c.res_type == resources.c.res_type,
+    versions.c.res_id == resources.c.res_id,
+    versions.c.version_id == resources.c.version_id,
+)
+
 _MOVE_POINTER = update(resources).where(
     resources.c.pk == bindparam("b_pk"), resources.c.version_id == bindparam("b_version")
 )
@@ -339,6 +379,7 @@ _ROW_COLUMNS = {
         "last_updated_us",
         "deleted",
         "key_scope",
+        "head",
     ),
     "resource_versions": (
         "res_type",
@@ -350,6 +391,7 @@ _ROW_COLUMNS = {
         "key_scope",
         "sealed",
         "leaf",
+        "link",
     ),
     "anchor_journal": ("res_type", "res_id", "version_id", "leaf", "created_us"),
     **{name: ("resource_pk", *fields) for name, fields in ROW_FIELDS.items()},
