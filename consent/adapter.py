@@ -21,6 +21,11 @@ Who is decided how:
   always permitted on their own record (the engine's first rule);
 * practitioners and every other user: default deny, unless an active Consent
   permits them (by reference, or by identifier + country when foreign);
+* a local user whose ``fhirUser`` is a Practitioner or PractitionerRole is also
+  known by the identifiers that resource carries (system and value, ``use`` not
+  ``old``, within its ``period``, the resource not ``active: false``): a Consent
+  naming such an identifier (``$share`` with ``recipient`` valueIdentifier, this
+  node's country) permits them. See :class:`LocalIdentifiers`;
 * this node's own backend services (a ``system/``-only token, no user, no actor
   context, from a client that is not a foreign node's gateway) and its operator
   tooling (``phrx token``, client ``phrx-operator``, no user): permitted as the
@@ -35,18 +40,25 @@ Who is decided how:
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from consent.codes import DEFAULT_PURPOSE
 from consent.engine import Actor, ConsentEngine, Decision
+from consent.provisions import time_range
 from fhir_server.resources.db import compartments, resources
 from fhir_server.resources.searching import run_search
 from fhir_server.smart.clients import OPERATOR_CLIENT
 
 MAX_CONSENTS = 1000
+# fhirUser types whose resource's identifiers name the user in Consents
+IDENTIFIED_ACTOR_TYPES = ("Practitioner", "PractitionerRole")
+_ALWAYS = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 # Clients registered for another country's node (its federation gateway) use this
 # prefix: their system/ tokens act for a foreign clinician, never for this node.
 GATEWAY_CLIENT_PREFIX = "node."
@@ -78,6 +90,7 @@ class NodeConsent:
         # never bypasses consent. The prefix rule always applies on top.
         self.is_local_client = is_local_client or (lambda client_id: True)
         self.engine = ConsentEngine(self.load_consents, consent_token=self.consent_token)
+        self.local_identifiers = LocalIdentifiers(node.store)
 
     # -- data access --------------------------------------------------------------
     def load_consents(self, patient_id: str) -> list[dict]:
@@ -130,6 +143,8 @@ class NodeConsent:
         if res_type == "AuditEvent" and not actor.is_patient:
             why = "a patient's access log is shown to the patient and this node only"
             return Decision(False, [why])
+        # Only this node's own users are known by their local Practitioner's identifiers.
+        resolve = self.with_local_identifiers if self.is_local(access) else None
         return self.engine.decide(
             actor,
             action,
@@ -140,7 +155,17 @@ class NodeConsent:
             now,
             justification=justification or context.get("btg_justification"),
             operation=operation,
+            resolve_actor=resolve,
         )
+
+    def with_local_identifiers(self, actor: Actor, now: datetime) -> Actor:
+        """``actor`` with the identifiers of its local Practitioner (PractitionerRole)
+        resource added; asked by the engine only for patients whose Consents name
+        an actor by identifier."""
+        found = self.local_identifiers(actor.reference, now)
+        if not found:
+            return actor
+        return replace(actor, identifiers=tuple(dict.fromkeys(actor.identifiers + found)))
 
     def is_local(self, access) -> bool:
         return not is_gateway_client(access.client_id) and self.is_local_client(access.client_id)
@@ -166,6 +191,74 @@ class NodeConsent:
 
     def consent_changed(self, patient_id: str) -> None:
         self.engine.consent_changed(patient_id)
+
+
+class LocalIdentifiers:
+    """``(reference, now) -> ((system, value), ...)``: the identifiers of this node's
+    ``Practitioner/x`` or ``PractitionerRole/x`` resource that are in force at ``now``.
+
+    A missing, deleted, inactive or unreadable (erased, failing authentication)
+    resource has none. One look-up of the current version row per call (the fixed
+    statement every read makes, inside the request's transaction); the resource is
+    decrypted and parsed only when that version is not the cached one, so an update
+    or deletion is seen by the very next decision. ``store`` is the node's
+    resource store (``current_version`` / ``open_version``).
+    """
+
+    def __init__(self, store, *, cache_size: int = 10_000) -> None:
+        self.store = store
+        self._cache_size = cache_size
+        # reference -> ((version id, last updated), ((system, value, low, high), ...))
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.opened = 0  # how often a resource was decrypted (observability, tests)
+
+    def __call__(self, reference: str | None, now: datetime) -> tuple[tuple[str, str], ...]:
+        res_type, _, res_id = (reference or "").partition("/")
+        if res_type not in IDENTIFIED_ACTOR_TYPES or not res_id or "/" in res_id:
+            return ()
+        row = self.store.current_version(res_type, res_id)
+        if row is None or row.deleted:
+            return ()
+        version = (row.version_id, row.last_updated_us)
+        with self._lock:
+            held = self._cache.get(reference)
+            if held is not None and held[0] == version:
+                self._cache.move_to_end(reference)
+        if held is None or held[0] != version:
+            held = (version, self._identifiers(row))
+            with self._lock:
+                self._cache[reference] = held
+                self._cache.move_to_end(reference)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return tuple((system, value) for system, value, low, high in held[1] if low <= now < high)
+
+    def _identifiers(self, row) -> tuple[tuple[str, str, datetime, datetime], ...]:
+        self.opened += 1
+        try:
+            resource = self.store.open_version(row)
+        except Exception:  # erased (Gone) or failing authentication: names no one
+            return ()
+        return resource_identifiers(resource)
+
+
+def resource_identifiers(resource: dict) -> tuple[tuple[str, str, datetime, datetime], ...]:
+    """(system, value, in force from, until) of a Practitioner's usable identifiers:
+    both system and value present, ``use`` not ``old``; none if ``active`` is false."""
+    if not isinstance(resource, dict) or resource.get("active") is False:
+        return ()
+    found = []
+    for ident in resource.get("identifier") or []:
+        if not isinstance(ident, dict) or ident.get("use") == "old":
+            continue
+        system, value = ident.get("system"), ident.get("value")
+        if not (isinstance(system, str) and system and isinstance(value, str) and value):
+            continue
+        window = time_range(ident["period"]) if ident.get("period") else _ALWAYS
+        if window is not None:  # an unparseable period: not in force
+            found.append((system, value, *window))
+    return tuple(found)
 
 
 def actor_of(access, node=None) -> Actor:

@@ -17,6 +17,13 @@ caller-supplied fingerprint of the patient's Consent versions (see
 :meth:`ConsentEngine.consent_changed`, so a changed Consent is seen by the very
 next decision. Cached decisions also carry the time window (next period start or
 end) within which they hold.
+
+Actors named by identifier: a local practitioner is known to the engine by its
+reference; ``decide(..., resolve_actor=f)`` lets the caller add the identifiers
+its Practitioner resource carries (``f(actor, now) -> Actor``). ``f`` is asked only
+when one of the patient's Consents names an actor by identifier, so the look-up
+it may cost is not paid by the reads of every other patient. The resolved actor
+(identifiers included) is part of the decision's cache key.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from consent.codes import (
     PRIVACY_CATEGORY,
     has_code,
 )
-from consent.provisions import Request, evaluate
+from consent.provisions import Request, evaluate, names_identifiers
 
 BREAK_GLASS_TTL = timedelta(hours=1)
 SUMMARY_OPERATION = "summary"
@@ -113,7 +120,8 @@ class ConsentEngine:
         self._token = consent_token
         self._cache_size = cache_size
         self._counters: dict[str, int] = {}
-        self._consents: dict[str, tuple[object, list[dict]]] = {}
+        # patient -> (consent token, Consents, whether any names an actor by identifier)
+        self._consents: dict[str, tuple[object, list[dict], bool]] = {}
         self._decisions: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0  # how often Consents were loaded (observability, tests)
@@ -143,6 +151,7 @@ class ConsentEngine:
         *,
         justification: str | None = None,
         operation: str | None = None,
+        resolve_actor: Callable[[Actor, datetime], Actor] | None = None,
     ) -> Decision:
         if action not in ("read", "write"):
             raise ValueError(f"action must be 'read' or 'write', not {action!r}")
@@ -150,12 +159,14 @@ class ConsentEngine:
         if actor.is_patient and actor.reference == f"Patient/{patient_id}":
             return Decision(True, [f"Patient/{patient_id} is the patient: always permitted"])
         token = self._consent_token(patient_id)
+        if resolve_actor is not None and self._patient_consents(patient_id, token)[1]:
+            actor = resolve_actor(actor, now)
         key = (patient_id, token, actor, action, purpose, res_type, _resource_key(resource))
         key += (bool((justification or "").strip()), operation)
         cached = self._cached(key, now)
         if cached is not None:
             return cached
-        consents = self._patient_consents(patient_id, token)
+        consents = self._patient_consents(patient_id, token)[0]
         request = Request(actor, action, purpose, res_type, resource, now)
         decision, window = _decide(consents, request, patient_id)
         decision = _break_glass_rules(decision, request, justification, operation)
@@ -168,16 +179,18 @@ class ConsentEngine:
         outside = self._token(patient_id) if self._token else None
         return (self._counters.get(patient_id, 0), outside)
 
-    def _patient_consents(self, patient_id: str, token: object) -> list[dict]:
+    def _patient_consents(self, patient_id: str, token: object) -> tuple[list[dict], bool]:
+        """(the patient's Consents, whether any names an actor by identifier)."""
         with self._lock:
             held = self._consents.get(patient_id)
         if held is not None and held[0] == token:
-            return held[1]
+            return held[1], held[2]
         consents = list(self._load(patient_id))
+        by_identifier = any(names_identifiers(c.get("provision") or {}) for c in consents)
         self.loads += 1
         with self._lock:
-            self._consents[patient_id] = (token, consents)
-        return consents
+            self._consents[patient_id] = (token, consents, by_identifier)
+        return consents, by_identifier
 
     def _cached(self, key: tuple, now: datetime) -> Decision | None:
         with self._lock:

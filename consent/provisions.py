@@ -128,9 +128,34 @@ def actor_matches(entry: dict, actor) -> bool:
     local = isinstance(text, str) and "/".join(text.rstrip("/").split("/")[-2:])
     if local and local == actor.reference:
         return True
+    wanted = _identifier(ref)
+    return wanted is not None and wanted in set(actor.identifiers)
+
+
+def _identifier(ref: dict) -> tuple[str, str] | None:
+    """(system, value) of a Consent actor given by identifier; None without both (an
+    identifier without a system names no one in particular: never matched)."""
     ident = ref.get("identifier")
-    if isinstance(ident, dict) and ident.get("value"):
-        return (ident.get("system") or "", ident["value"]) in set(actor.identifiers)
+    if not isinstance(ident, dict):
+        return None
+    system, value = ident.get("system"), ident.get("value")
+    if isinstance(system, str) and system and isinstance(value, str) and value:
+        return system, value
+    return None
+
+
+def names_identifiers(provision: dict) -> bool:
+    """Does this provision tree name any actor by identifier (system and value)?"""
+    stack = [provision]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, dict):
+            continue
+        for entry in item.get("actor") or []:
+            ref = entry.get("reference") if isinstance(entry, dict) else None
+            if isinstance(ref, dict) and _identifier(ref) is not None:
+                return True
+        stack.extend(item.get("provision") or [])
     return False
 
 

@@ -2,7 +2,9 @@
 
 Flask-free. Input Parameters (all optional except a recipient):
 
-* ``recipient`` -- valueIdentifier or valueReference of the practitioner;
+* ``recipient`` -- valueIdentifier (system and value) or valueReference of the
+  practitioner; an identifier names a practitioner of ``recipientNode``: on this
+  node, the one whose Practitioner resource carries it (see :mod:`consent.adapter`);
 * ``recipientNode`` -- valueCode, country of the practitioner's node (omitted: this node);
 * ``period`` -- valuePeriod (default: from now for :data:`DEFAULT_DAYS` days);
 * ``purpose`` -- valueCoding, repeating (default v3-ActReason TREAT);
@@ -110,9 +112,12 @@ def _apply(req: ShareRequest, name: str, param: dict, where: str) -> None:  # no
     if name == "recipient":
         if "valueIdentifier" in param:
             ident = param["valueIdentifier"]
-            if not ident.get("value"):
-                raise BadRequest("recipient Identifier needs a value.", expression=[where])
-            req.identifier = (ident.get("system") or "", ident["value"])
+            if not isinstance(ident, dict) or not ident.get("system") or not ident.get("value"):
+                # without a system the identifier names no one in particular: never matched
+                raise BadRequest(
+                    "recipient Identifier needs a system and a value.", expression=[where]
+                )
+            req.identifier = (ident["system"], ident["value"])
         elif "valueReference" in param:
             req.reference = (param["valueReference"] or {}).get("reference")
             if not req.reference or not req.reference.startswith("Practitioner"):
