@@ -46,7 +46,8 @@ def policy() -> AccessPolicy:
     if found is None:
         node = current_app.extensions["phrx.node"]
         consent = getattr(node, "consent", None)
-        found = AccessPolicy(g.get("access"), node.store, consent, RequestAudit())
+        access = g.get("access")
+        found = AccessPolicy(access, node.store, consent, RequestAudit(), lambda: _admin(access))
         g.phrx_policy = found
         audit_hook.begin(node)  # before any decision: a read's transaction opens here
     return found
@@ -183,10 +184,17 @@ def patient_or_admin(patient_id: str, what: str) -> None:
     access = current.access
     if access is None or access.user_patient == patient_id:
         return
-    smart = current_app.extensions.get("phrx.smart")
-    user = smart.service.users.get(access.subject) if smart and access.user else None
-    if user is None or user.role != "admin":
+    if not current.is_admin():
         raise Forbidden(f"Only the patient themself or an administrator may {what}.")
+
+
+def _admin(access) -> bool:
+    """Is the token's user an administrator of this node?"""
+    if access is None or not access.user:
+        return False
+    smart = current_app.extensions.get("phrx.smart")
+    user = smart.service.users.get(access.subject) if smart else None
+    return user is not None and user.role == "admin"
 
 
 def audited_by_route() -> None:

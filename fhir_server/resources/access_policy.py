@@ -61,6 +61,8 @@ from fhir_server.resources.granular import meets
 from fhir_server.resources.sealing import RecordSealer
 
 LOG = logging.getLogger("phrx.integrity")
+# Resources that identify a user to the consent engine (see _identity_write).
+IDENTITY_TYPES = frozenset({"Practitioner", "PractitionerRole"})
 ACTIONS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 
 
@@ -95,9 +97,12 @@ def is_permitted(decision) -> bool:
 
 
 class AccessPolicy:
-    def __init__(self, access, store, consent=None, audit=None):
+    def __init__(self, access, store, consent=None, audit=None, is_admin=None):
         self.access = access
         self.store = store
+        # () -> bool: is the token's user one of this node's administrators (asked
+        # only when an answer is needed: it costs a look-up).
+        self.is_admin = is_admin or (lambda: False)
         # A hook that lets this access through wholesale (the node's own backend
         # services) is left out, so they see tampered rows and deletions as before.
         bypasses = getattr(consent, "bypasses", None)
@@ -391,6 +396,7 @@ class AccessPolicy:
         """Before an update/delete of ``res_type/res_id``: the current resource (or,
         once deleted, its last content) must be visible, else 404 as if missing."""
         grant = self.require(interaction, res_type)
+        self._identity_write(res_type)
         if interaction == "d":
             self._note_delete(res_type, res_id, conn)
         if grant.compartment is None and not grant.constraints and self.consent is None:
@@ -418,6 +424,7 @@ class AccessPolicy:
         if passed is not None and passed[1] is resource and passed[0] == interaction:
             return
         grant = self.require(interaction, resource.get("resourceType", ""))
+        self._identity_write(grant.res_type)
         if not self.allows(grant, resource):
             raise Forbidden(
                 "The access token does not permit writing this resource: it would lie "
@@ -428,6 +435,19 @@ class AccessPolicy:
             ref = f"{resource.get('resourceType')}/{resource.get('id')}"
             self.audit.wrote(name, ref, compartment_patient_ids(resource))
         self._passed[id(resource)] = (interaction, resource)
+
+    def _identity_write(self, res_type: str) -> None:
+        """Practitioner and PractitionerRole say who a user is: Consents name their
+        actors by these resources' identifiers, so a user who could edit them could
+        take on another clinician's shares. Only the node itself (its services,
+        operators, or authorization switched off) and its administrators write them."""
+        if res_type not in IDENTITY_TYPES or self.consent is None:
+            return
+        if not self.is_admin():
+            raise Forbidden(
+                f"Only this node's administrators and services may write {res_type} "
+                "resources: they identify the clinicians that Consents name."
+            )
 
     def _note_delete(self, res_type: str, res_id: str, conn) -> None:
         """A delete is audited under the patients its last content belonged to."""

@@ -131,3 +131,27 @@ def test_counts_include_what_the_caller_may_read(gate, cx):
     bundle = page.get_json()
     assert [e["resource"]["id"] for e in bundle["entry"]] == ["o-p1"]
     assert bundle["total"] == 1
+
+
+@pytest.mark.parametrize("res_type", ["Practitioner", "PractitionerRole"])
+def test_a_clinician_cannot_take_on_another_clinicians_identifier(app, gate, cx, res_type):
+    """Consents name clinicians by their Practitioner identifiers: a clinician who could
+    write those resources could take over another's identifier shares."""
+    body = {
+        "resourceType": res_type,
+        "id": "d1",
+        "identifier": [{"system": "urn:license", "value": "someone-else"}],
+    }
+    put = gate.client.put(f"/fhir/{res_type}/d1", json=body, headers=gate.doctor)
+    assert put.status_code == 403
+    post = gate.client.post(f"/fhir/{res_type}", json=body, headers=gate.doctor)
+    assert post.status_code == 403
+    app.extensions["phrx.smart"].service.users.add("root", "admin", "Practitioner/a", "pw pw pw pw")
+    admin = cx.bearer(app, username="root", fhir_user="Practitioner/a", scope="user/*.cruds")
+    assert (
+        gate.client.put(f"/fhir/{res_type}/d1", json=body, headers={**admin, **JSON}).status_code
+        == 201
+    )
+    delete = gate.client.delete(f"/fhir/{res_type}/d1", headers=gate.doctor)
+    assert delete.status_code == 403
+    assert gate.node.store.read(res_type, "d1")["identifier"][0]["value"] == "someone-else"
