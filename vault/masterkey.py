@@ -19,6 +19,37 @@ from vault.errors import VaultError
 
 MASTER_KEY_LEN = 32
 ENV_VAR = "PHRX_MASTER_KEY"
+OWNER_ONLY = 0o077  # permission bits of group and other: none may be set on a key file
+
+
+class KeyFileError(VaultError, OSError):
+    """A key file that cannot be used: unreadable, not a regular file, or open to
+    group/other. An OSError too, so command lines report it as one line."""
+
+
+def check_owner_only(st: os.stat_result, path: Path, what: str = "key file") -> None:
+    """Raise VaultError unless ``st`` (of ``path``) is a regular file that group
+    and other can neither read, write nor execute."""
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyFileError(f"{what} {path} is not a regular file")
+    if st.st_mode & OWNER_ONLY:
+        raise KeyFileError(
+            f"{what} {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
+            "it must not be accessible by group/other (chmod 600)"
+        )
+
+
+def read_private_file(path: Path, what: str = "key file", limit: int = 1 << 20) -> bytes:
+    """Read a secret file: no symlink, a regular file, owner-only (see
+    :func:`check_owner_only`); at most ``limit`` bytes."""
+    try:
+        # O_NOFOLLOW: a symlink planted at the key path is refused.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise KeyFileError(f"cannot open {what} {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        check_owner_only(os.fstat(fh.fileno()), path, what)  # the opened file: no TOCTOU
+        return fh.read(limit)
 
 
 @runtime_checkable
@@ -65,21 +96,7 @@ class FileMasterKey:
             tmp.unlink(missing_ok=True)
 
     def _read(self) -> bytes:
-        try:
-            # O_NOFOLLOW: a symlink planted at the key path is refused.
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as exc:
-            raise VaultError(f"cannot open master key file {self.path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())  # check the opened file, not the path (no TOCTOU)
-            if not stat.S_ISREG(st.st_mode):
-                raise VaultError(f"master key file {self.path} is not a regular file")
-            if st.st_mode & 0o077:
-                raise VaultError(
-                    f"master key file {self.path} has mode {stat.S_IMODE(st.st_mode):04o}; "
-                    "it must not be accessible by group/other (chmod 600)"
-                )
-            data = fh.read(MASTER_KEY_LEN + 1)
+        data = read_private_file(self.path, "master key file", MASTER_KEY_LEN + 1)
         if len(data) != MASTER_KEY_LEN:
             raise VaultError(
                 f"master key file {self.path} must hold exactly {MASTER_KEY_LEN} bytes"

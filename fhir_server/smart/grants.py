@@ -3,10 +3,12 @@
 * :class:`StrictS256` - RFC 7636 with SMART's rule that every client uses PKCE
   and only ``S256`` (app-launch.html#considerations-for-pkce-support); authlib's
   default accepts ``plain`` and skips PKCE when no challenge is sent.
-* :class:`SmartCodeGrant` - ``aud`` must be this FHIR base, exact redirect_uri,
-  launch context bound to the code, codes single-use (RFC 6749 section 4.1.2).
+* :class:`SmartCodeGrant` - ``state`` required and ``aud`` must be this FHIR
+  base (SMART App Launch 2.2), exact redirect_uri, launch context bound to the
+  code, codes single-use (RFC 6749 section 4.1.2).
 * :class:`SmartRefreshGrant` - bound to its client, never widening scope
-  (RFC 6749 section 6), rotated on use.
+  (RFC 6749 section 6), rotated on use; a used refresh token presented again
+  revokes its whole grant family (OAuth 2.0 Security BCP, RFC 9700 4.14.2).
 * :class:`BackendGrant` - client_credentials with private_key_jwt only
   (SMART Backend Services, backend-services.html).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -25,7 +27,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 
 from fhir_server.smart import scopes
-from fhir_server.smart.tokens import Subject
+from fhir_server.smart.tokens import RefreshReplayed, Subject
 
 APP_AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 
@@ -67,6 +69,14 @@ class SmartCodeGrant(AuthorizationCodeGrant):
 
     def validate_authorization_request(self):
         redirect_uri = super().validate_authorization_request()
+        # Client and redirect_uri are valid by now, so errors go back to the
+        # client (RFC 6749 4.1.2.1), never to an unchecked redirect_uri.
+        if not self.request.payload.data.get("state"):
+            raise InvalidRequestError(
+                "'state' is required (SMART App Launch 2.2, "
+                "app-launch.html#request-authorization).",
+                redirect_uri=redirect_uri,
+            )
         aud = self.request.payload.data.get("aud")
         if aud != self.server.fhir_base():
             raise InvalidRequestError(
@@ -117,10 +127,16 @@ class SmartRefreshGrant(RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        record = self.server.smart.tokens.by_refresh(refresh_token)
-        if record and not record.is_revoked() and not record.is_expired():
-            return record
-        return None
+        tokens = self.server.smart.tokens
+        record = tokens.by_refresh(refresh_token)
+        if record is None:
+            return None
+        if record.is_revoked():
+            # Used (rotated) or revoked, and presented again: whoever holds it, the
+            # grant is compromised. Revoke every token of it (RFC 9700 4.14.2).
+            tokens.revoke_family(record)
+            return None
+        return None if record.is_expired() else record
 
     def _validate_token_scope(self, token):
         requested = self.request.payload.scope
@@ -133,10 +149,26 @@ class SmartRefreshGrant(RefreshTokenGrant):
         user = self.server.smart.users.get(refresh_token.username)
         if user is None:
             return None
-        return Subject(user.username, user.fhir_user, refresh_token.context)
+        return Subject(
+            user.username,
+            user.fhir_user,
+            refresh_token.context,
+            code_hash=refresh_token.family_id,  # the successor joins the family
+            rotates=refresh_token,
+        )
+
+    def issue_token(self, user, refresh_token):
+        try:
+            return super().issue_token(user, refresh_token)
+        except RefreshReplayed:
+            # Another request rotated this refresh token first (it was read as
+            # unused by both): this one is a replay, and nothing was issued to it.
+            self.server.smart.tokens.revoke_family(refresh_token)
+            raise InvalidGrantError() from None
 
     def revoke_old_credential(self, refresh_token):
-        self.server.smart.tokens.revoke(refresh_token.jti)
+        """Nothing to do: the old refresh token (and its access token) was revoked
+        in the transaction that recorded its successor (TokenStore.issue)."""
 
 
 class BackendGrant(ClientCredentialsGrant):

@@ -1,8 +1,9 @@
 """The node's SMART signing key (RS256) in DATA/keys/, and JWT signing/verification.
 
-The private JWK lives in ``DATA/keys/smart-signing.jwk`` (mode 0600), created
-atomically on first use so concurrent workers agree on one key. Only the
-public half is published at the ``jwks_uri``.
+The private JWK lives in ``DATA/keys/smart-signing.jwk`` (mode 0600, in a 0700
+directory), created atomically on first use so concurrent workers agree on one
+key. Like the master key, a key file that group or other may access is refused.
+Only the public half is published at the ``jwks_uri``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+
+from vault.masterkey import read_private_file
 
 SIGNING_ALG = "RS256"
 VERIFIED_CACHE_SIZE = 4096  # tokens whose signature check is remembered per process
@@ -37,11 +40,18 @@ def _create_exclusive(path: Path, content: bytes) -> None:
         tmp.unlink()
 
 
+def _key_dir(key_dir: Path) -> None:
+    """Create ``key_dir`` 0700 if missing (an existing one is the node's to check)."""
+    if not key_dir.exists():
+        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(key_dir, 0o700)  # mkdir's mode is filtered by the umask
+
+
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:
     if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _key_dir(path.parent)
         _create_exclusive(path, secrets.token_bytes(size))
-    return path.read_bytes()
+    return read_private_file(path, "secret key file")
 
 
 class SigningKey:
@@ -50,12 +60,13 @@ class SigningKey:
     def __init__(self, key_dir: Path):
         path = key_dir / "smart-signing.jwk"
         if not path.exists():
-            key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _key_dir(key_dir)
             fresh = RSAKey.generate_key(2048, auto_kid=True)
             data = fresh.as_dict(private=True)
             data.update(use="sig", alg=SIGNING_ALG)
             _create_exclusive(path, json.dumps(data).encode())
-        self.key = RSAKey.import_key(json.loads(path.read_text()))
+        text = read_private_file(path, "SMART signing key file")
+        self.key = RSAKey.import_key(json.loads(text))
         self.kid = self.key.kid
         self._verified: dict[bytes, dict] = {}  # SHA-256 of a verified token -> claims
 

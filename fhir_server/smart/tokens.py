@@ -4,6 +4,15 @@ refresh tokens (opaque, stored as SHA-256), with revocation and introspection.
 RFC 6749 section 4.1.2: codes are short-lived and single-use; a replayed code
 revokes every token issued from it. RFC 7009 / RFC 7662: revoking either token
 of a grant kills both.
+
+Refresh tokens rotate: the one used is revoked in the transaction that records
+its successor, so of two requests with the same token only one gets a successor.
+Every token descending from one authorization code forms a *family*, recorded in
+``smart_tokens.code_hash`` (the code's digest; for rows stored before families
+existed, the jti of the oldest refreshed token). A refresh token presented after
+it was rotated or revoked revokes its whole family: two parties hold it, and the
+server cannot tell the client from the attacker (OAuth 2.0 Security BCP, RFC 9700
+section 4.14.2).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.resources import driver_sql, ids
@@ -30,6 +39,10 @@ log = logging.getLogger("phrx.smart")
 CONTEXT_KEYS = ("patient", "encounter", "fhirContext", "need_patient_banner", "smart_style_url")
 
 
+class RefreshReplayed(Exception):
+    """The refresh token being rotated was used (or revoked) meanwhile."""
+
+
 @dataclass
 class Subject:
     """Whom a grant acts for: a user with launch context (None user for backend)."""
@@ -39,7 +52,8 @@ class Subject:
     context: dict = field(default_factory=dict)
     auth_time: int | None = None
     nonce: str | None = None
-    code_hash: str | None = None
+    code_hash: str | None = None  # the token family (see the module docstring)
+    rotates: TokenRecord | None = None  # the refresh token this issue replaces
 
 
 @dataclass
@@ -83,6 +97,12 @@ class TokenRecord:
     revoked: bool
     via_refresh: bool = False  # looked up by its refresh token
     fhir_user: str | None = None  # known when just issued (not stored: the user's is)
+    family: str | None = None  # code_hash column: the grant it descends from
+
+    @property
+    def family_id(self) -> str:
+        """The family this token's successors are recorded under."""
+        return self.family or self.jti
 
     # authlib TokenMixin
     def check_client(self, client):
@@ -231,6 +251,8 @@ class TokenStore:
         if self.audit_prepare is not None:
             self.audit_prepare()
         with self.engine.begin() as conn:
+            if subject.rotates is not None:
+                self._claim(conn, subject.rotates)
             conn.execute(insert(tokens).values(**row))
             if self.audit is not None:
                 self.audit(conn, "issue", _record(row, subject))
@@ -274,6 +296,56 @@ class TokenStore:
             if record is not None:
                 self.audit(conn, "revoke", record)
 
+    def _claim(self, conn: Connection, old: TokenRecord) -> None:
+        """Revoke the refresh token being rotated, unless something else did first
+        (a concurrent refresh with the same token): then raise RefreshReplayed and
+        the caller's transaction records no successor."""
+        claimed = conn.execute(
+            update(tokens)
+            .where(tokens.c.jti == old.jti, tokens.c.revoked.is_(False))
+            .values(revoked=True)
+        ).rowcount
+        if claimed != 1:
+            raise RefreshReplayed(old.jti)
+        if self.audit is not None:
+            self.audit(conn, "revoke", old)
+
+    def revoke_family(self, record: TokenRecord) -> int:
+        """Revoke every token of ``record``'s family (a used refresh token came
+        back); returns how many were still live."""
+        family = record.family_id
+        member = or_(
+            tokens.c.code_hash == family, tokens.c.jti == family, tokens.c.jti == record.jti
+        )
+        revoked = 0
+        while True:  # again until none is live: a rotation under way may commit a successor
+            if self.audit_prepare is not None:
+                self.audit_prepare()
+            with self.engine.begin() as conn:
+                live = conn.execute(
+                    select(*_RECORD_COLUMNS).where(member, tokens.c.revoked.is_(False))
+                ).all()
+                for row in live:
+                    conn.execute(
+                        update(tokens)
+                        .where(tokens.c.jti == row.jti, tokens.c.revoked.is_(False))
+                        .values(revoked=True)
+                    )
+                    if self.audit is not None:
+                        self.audit(conn, "revoke", _stored(tuple(row), via_refresh=False))
+            if not live:
+                break
+            revoked += len(live)
+        # Identifiers only (never a token): the presented token's jti and its client.
+        log.warning(
+            "used or revoked refresh token presented again: revoked its grant family "
+            "jti=%s client=%s live=%d",
+            record.jti,
+            record.client_id,
+            revoked,
+        )
+        return revoked
+
     def _one(self, condition, via_refresh: bool) -> TokenRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(*_RECORD_COLUMNS).where(condition)).first()
@@ -291,6 +363,7 @@ _RECORD_COLUMNS = (
     tokens.c.expires_us,
     tokens.c.refresh_expires_us,
     tokens.c.revoked,
+    tokens.c.code_hash,
 )
 # Column names from the constant above, never from input.
 _BY_JTI = (
@@ -301,7 +374,8 @@ _BY_JTI = (
 
 def _stored(row: tuple, via_refresh: bool) -> TokenRecord:
     """A TokenRecord of a row of :data:`_RECORD_COLUMNS`."""
-    jti, client_id, username, scope, context, grant, issued, expires, refresh_expires, revoked = row
+    jti, client_id, username, scope, context, grant, issued, expires, refresh_expires = row[:9]
+    revoked, family = row[9:]
     return TokenRecord(
         jti,
         client_id,
@@ -314,6 +388,7 @@ def _stored(row: tuple, via_refresh: bool) -> TokenRecord:
         refresh_expires,
         bool(revoked),  # sqlite3 returns SQLite booleans as 0 / 1
         via_refresh,
+        family=family,
     )
 
 
@@ -330,4 +405,5 @@ def _record(row: dict, subject: Subject) -> TokenRecord:
         row["refresh_expires_us"],
         False,
         fhir_user=subject.fhir_user,
+        family=row["code_hash"],
     )
