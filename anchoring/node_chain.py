@@ -43,8 +43,9 @@ DEV_BALANCE = 10**24  # wei granted to the node account on a dev chain
 
 
 def write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 (atomically; never world-readable, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` with mode 0600 (atomically; never world-readable, even briefly),
+    in a directory of mode 0700 when this creates it (the node's ``keys/``)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
