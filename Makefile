@@ -24,16 +24,22 @@ $(PY_STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@touch $@
 
-# `npm install` with the committed lock, not `npm ci`: npm 11's ci rejects the lock
-# because @foundry-rs/anvil declares its other-platform binaries with empty versions.
+# `npm ci`: installs exactly the committed lock and never rewrites it (a lock out of
+# sync with package.json is an error, not a silent rewrite). The lock lists every
+# platform's optional anvil binary (@foundry-rs/anvil-{darwin,linux,win32}-*), as
+# npm writes it; one pruned to this platform's makes `npm install` add the others
+# back and `npm ci` refuse it. tests/test_bootstrap.py checks both.
 $(NPM_STAMP): package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 demo: bootstrap
 	$(BIN)/phrx demo
 
+# PostgreSQL is started on every run (CI boots with no server); installing it is
+# done once, by the script, when missing.
 test: bootstrap system
+	bash tools/start-postgres.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)

@@ -204,6 +204,21 @@ def bench_ingest(data, database_url, workers, clients) -> None:
     sys.exit(runpy.run_path(str(script))["main"](argv))
 
 
+@bench.command("micro")
+@click.option("--leaves", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--runs", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--repeat", default=5, show_default=True, type=click.IntRange(min=1))
+def bench_micro(leaves, runs, repeat) -> None:
+    """Merkle tree + proofs, required-bindings check, index_rows (benchmarks/micro.py)."""
+    import runpy
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "micro.py"
+    if not script.is_file():
+        raise click.ClickException(f"{script} not found: run from a source checkout")
+    argv = ["--leaves", str(leaves), "--runs", str(runs), "--repeat", str(repeat)]
+    sys.exit(runpy.run_path(str(script))["main"](argv))
+
+
 def _add_chain_commands() -> None:
     from fhir_server.cli_chain import COMMANDS
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from functools import cache
 
 import pytest
@@ -228,15 +227,18 @@ def test_tree_rejects_bad_input() -> None:
         MerkleTree([b"\0" * 32]).proof(1)
 
 
-def test_ten_thousand_leaves_tree_and_all_proofs_fast() -> None:
+def test_ten_thousand_leaves_tree_and_all_proofs() -> None:
+    """A full anchoring batch; its time is in benchmarks/micro.py (phrx bench micro)."""
     leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(10_000)]
-    start = time.perf_counter()
     tree = MerkleTree(leaves)
     proofs = tree.proofs()
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.5, f"{elapsed * 1000:.0f} ms"
-    assert verify_inclusion(leaves[9_999], proofs[9_999], tree.root)
     assert tree.root == rfc6962_root(leaves)
+    assert len(proofs) == 10_000
+    assert all(
+        verify_inclusion(leaf, proof, tree.root, expected_size=10_000)
+        for leaf, proof in zip(leaves, proofs, strict=True)
+    )
+    assert not verify_inclusion(leaves[0], proofs[1], tree.root)
 
 
 MILLION = 1_000_000

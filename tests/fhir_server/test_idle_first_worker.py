@@ -134,11 +134,10 @@ def test_when_every_worker_is_busy_a_new_request_is_still_served(two_workers):
     time.sleep(0.2)
     second, b = _in_background(get, "/sleep?2")
     time.sleep(0.3)
-    started = time.monotonic()
     pid = get("/")
-    waited = time.monotonic() - started
+    beside = first.is_alive() and second.is_alive()
     first.join()
     second.join()
     assert a["pid"] != b["pid"]  # the second slow request went to the idle worker
     assert pid in (a["pid"], b["pid"])
-    assert waited < 1.0  # served beside a slow request, not after both (~1.5 s on)
+    assert beside  # answered while both slow requests were still running, not after one

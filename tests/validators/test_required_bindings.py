@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -224,18 +223,11 @@ def test_extensible_bindings_are_not_enforced():
     assert "Observation.category" not in table["Observation"]
 
 
-def test_check_is_fast():
-    check_required_bindings(SYNTHEA_OBSERVATION)
-    runs = 200
-    best = min(_timed(lambda: check_required_bindings(SYNTHEA_OBSERVATION), runs) for _ in range(5))
-    assert best / runs < 50e-6, f"{best / runs * 1e6:.1f} µs per Observation"
-
-
-def _timed(call, runs: int) -> float:
-    start = time.perf_counter()
-    for _ in range(runs):
-        call()
-    return time.perf_counter() - start
+def test_the_synthea_observation_passes_every_call():
+    """What the old speed test ran 1,000 times; its µs per call is in benchmarks/micro.py."""
+    before = copy.deepcopy(SYNTHEA_OBSERVATION)
+    assert all(check_required_bindings(SYNTHEA_OBSERVATION) == [] for _ in range(3))
+    assert before == SYNTHEA_OBSERVATION  # the check reads, never normalises in place
 
 
 def test_official_r4_examples_pass():
