@@ -1,7 +1,7 @@
 """The durable anchoring journal: one row per stored resource version, batches, proofs.
 
 A write inserts its journal row in the same database transaction as the version row
-(see ``fhir_server.resources.writer``), so a committed version always has a leaf waiting
+(see ``fhir_server.storage.writer``), so a committed version always has a leaf waiting
 to be anchored and a rolled-back one never has.
 
 Life of a leaf::

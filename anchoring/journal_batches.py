@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from anchoring.journal_tables import ANCHORED, CLAIMED, SENT, batches, journal, now_us, proofs
 from anchoring.merkle import MerkleTree
-from fhir_server.resources import driver_sql
+from fhir_server.storage import driver_sql
 
 
 def new_owner() -> str:

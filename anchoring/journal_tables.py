@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from fhir_server.resources.db import metadata
+from fhir_server.storage.db import metadata
 
 CLAIMED, SENT, ANCHORED = "claimed", "sent", "anchored"
 

@@ -124,7 +124,7 @@ def merkle_tree_and_proofs(leaves: list[bytes]) -> None:
 
 def run(leaves: int = 10_000, runs: int = 200, repeat: int = 5) -> dict[str, float]:
     """The figures, keyed as in FIGURES (ms for the tree, µs per call for the others)."""
-    from fhir_server.resources.indexer import CachingBlind, index_rows
+    from fhir_server.search.indexer import CachingBlind, index_rows
     from validators.bindings import check_required_bindings
     from vault.blind import BlindIndex
 

@@ -9,7 +9,7 @@ compartment and shows in their access log.
 The events are the node's legal record, sealed under the node key and kept after a
 patient's erasure: they carry references, ids, codes and the server's own reasons,
 never clinical content. The exceptions are inputs a person typed for the record:
-the query of a search (reduced by :mod:`consent.audit_query` before it gets here)
+the query of a search (reduced by :mod:`fhir_server.access.audit_query` before it gets here)
 and a break-glass justification (the accountable reason for emergency access,
 which the patient must be able to read).
 """
@@ -20,7 +20,7 @@ import base64
 from datetime import UTC, datetime
 
 from consent.codes import ACT_REASON, NODE_COUNTRY_EXT
-from fhir_server.resources import ids
+from fhir_server import ids
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -279,7 +279,7 @@ def token_use(
 def erasure(patient_id: str, **who) -> dict:
     """The patient's record was crypto-shredded. The event names the patient by
     reference, so it stays in their access log: AuditEvents are sealed under the
-    node key (:mod:`consent.audit_store`), not under the key being destroyed."""
+    node key (:mod:`fhir_server.storage.audit_store`), not under the key being destroyed."""
     return event(
         _coding(PHRX_EVENT, "erase", "Erasure (crypto-shredding)"),
         "D",

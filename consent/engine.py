@@ -13,7 +13,7 @@ Flask-free. Policy (ARCHITECTURE.md, "Consent and access"):
 
 Decisions are cached per patient. The cache key includes a *consent token*: a
 caller-supplied fingerprint of the patient's Consent versions (see
-:class:`consent.adapter.NodeConsent`) and a local counter bumped by
+:class:`fhir_server.access.consent_hook.NodeConsent`) and a local counter bumped by
 :meth:`ConsentEngine.consent_changed`, so a changed Consent is seen by the very
 next decision. Cached decisions also carry the time window (next period start or
 end) within which they hold.

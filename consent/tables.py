@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, String, Table
 
-from fhir_server.resources.db import Bytes, metadata
+from fhir_server.storage.db import Bytes, metadata
 
 released_keys = Table(
     "released_keys",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from flask import Flask
@@ -15,6 +16,16 @@ from fhir_server.node import Node, NodeConfig
 from fhir_server.smart import init_app as init_smart
 
 log = logging.getLogger("phrx")
+
+# The interpreter's default. web3 imports py_ecc, which raises the recursion limit to
+# 100,000 for its own deep recursion (pairings this node never computes; py-evm, the
+# in-process chain of the tests, raises it to 12,288). C code that recurses once per
+# level -- json.loads, repr and == of nested lists -- then overflows the C stack
+# (8 MB for a gunicorn worker's threads) long before RecursionError is raised: 100,000
+# nested "[" killed a worker with SIGSEGV (issue #14). Request bodies are bounded
+# before parsing (fastjson.parse); this limit keeps every other recursion an
+# exception. The test suite passes with it.
+RECURSION_LIMIT = 1000
 
 _HTTP_ISSUE_CODES = {
     404: "not-found",
@@ -55,14 +66,21 @@ def create_app(config: dict | None = None) -> Flask:
     app.after_request(record_audit)  # one AuditEvent per access to patient data
     app.teardown_request(end_request)  # never leave a request transaction open
     _register_error_handlers(app)
+    restore_recursion_limit()  # the blueprints above imported web3 (and py_ecc)
     return app
+
+
+def restore_recursion_limit() -> None:
+    """Lower the recursion limit that heavy imports raised (see RECURSION_LIMIT)."""
+    if sys.getrecursionlimit() > RECURSION_LIMIT:
+        sys.setrecursionlimit(RECURSION_LIMIT)
 
 
 def import_everything() -> None:
     """Import the route modules (web3 among them) and every R4B model: seconds of
     work that a pre-fork server's master does once, so that each forked worker
     starts serving at once instead of importing on its own."""
-    from fhir_server.resources.types import supported_types
+    from fhir_server.resource_types import supported_types
 
     _blueprints()
     supported_types()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from fhir_server.resources import ids
-from fhir_server.resources.search_params import params_for
-from fhir_server.resources.types import supported_types
+from fhir_server import ids
+from fhir_server.resource_types import supported_types
+from fhir_server.search.params import params_for
 from fhir_server.smart.discovery import oauth_security
 
 INTERACTIONS = [

@@ -35,7 +35,7 @@ def read_bundle(path: Path) -> dict:
 
 def load_local(store, files: list[Path], base_url: str) -> Iterator[tuple[Path, int]]:
     """Process each Bundle with the node's store; yields (file, entries)."""
-    from fhir_server.resources.bundles import process_bundle
+    from fhir_server.rest.bundles import process_bundle
 
     for path in files:
         bundle = read_bundle(path)

@@ -30,10 +30,10 @@ from sqlalchemy.engine import make_url
 
 import anchoring.journal  # noqa: F401 - registers the journal tables on the schema
 from anchoring import defaults as anchor_defaults
-from fhir_server.resources import ids
-from fhir_server.resources.db import create_schema, make_engine
-from fhir_server.resources.keystore import SqlDataKeyStore
-from fhir_server.resources.store import ResourceStore
+from fhir_server import ids
+from fhir_server.storage.db import create_schema, make_engine
+from fhir_server.storage.keystore import SqlDataKeyStore
+from fhir_server.storage.store import ResourceStore
 from vault.keyring import KeyRing
 from vault.masterkey import check_owner_only, master_key_from_config
 
@@ -163,10 +163,10 @@ class Node:
         create_schema(self.engine)
         self.keyring = KeyRing(master, SqlDataKeyStore(self.engine))
         self.store = ResourceStore(self.engine, self.keyring)
-        # Consent hook (see fhir_server.resources.access_policy): every node enforces
-        # the patients' Consents (consent.adapter says who is decided how). Tests and
+        # Consent hook (see fhir_server.access.gate): every node enforces the patients'
+        # Consents (fhir_server.access.consent_hook says who is decided how). Tests and
         # tools may replace it; None switches consent off (scopes still apply).
-        from consent.adapter import NodeConsent
+        from fhir_server.access.consent_hook import NodeConsent
 
         self.consent = NodeConsent(self)
         self.anchoring = None

@@ -63,11 +63,12 @@ def settle_heap() -> None:
 def serve_gunicorn(app_factory, host: str, port: int, workers: int, threads: int = 4) -> None:
     from gunicorn.app.base import BaseApplication
 
-    # With siblings, a busy worker leaves new connections to an idle one
-    # (idle_first_worker); alone, it takes them as gthread does.
-    worker_class = "gthread"
-    if workers > 1:
-        from fhir_server.idle_first_worker import IdleFirstThreadWorker as worker_class
+    from fhir_server.idle_first_worker import FhirThreadWorker, IdleFirstThreadWorker
+
+    # Every worker answers the requests gunicorn refuses (414, 431, 400) with an
+    # OperationOutcome instead of an HTML page. With siblings, a busy worker leaves
+    # new connections to an idle one; alone, it takes them as gthread does.
+    worker_class = IdleFirstThreadWorker if workers > 1 else FhirThreadWorker
 
     class _App(BaseApplication):
         def load_config(self):

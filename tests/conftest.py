@@ -131,3 +131,11 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"../shared is absent ({SHARED}); shared-data test skipped")
     return SHARED
+
+
+@pytest.fixture
+def cx():
+    """Consent builders and token helpers (tests/consent_builders.py)."""
+    from tests.consent_builders import Helpers
+
+    return Helpers

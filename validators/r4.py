@@ -2,7 +2,7 @@
 
 R4B is wire-compatible with R4 (4.0.1) for every resource type both releases
 define; the types PHRX serves are that intersection (see
-:func:`fhir_server.resources.types.supported_types`). Errors become an
+:func:`fhir_server.resource_types.supported_types`). Errors become an
 :class:`~fhir_server.errors.InvalidResource` whose issues carry a FHIRPath
 ``expression`` pointing at the offending element.
 """
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from fhir_server.errors import InvalidResource, Issue
 from validators import model_cache, model_checks, null_check
 from validators.bindings import check_required_bindings
+from validators.elements import check_elements
 from validators.rules import check_business_rules
 
 MAX_ISSUES = 20
@@ -51,6 +52,8 @@ def validate_resource(resource: object, *, expected_type: str | None = None) -> 
         raise InvalidResource(
             f"Unknown resourceType {resource_type!r}.", expression=["resourceType"]
         )
+    if issues := check_elements(resource):  # null, ele-1, control characters, dom-2
+        raise InvalidResource(f"{resource_type} failed R4 validation.", issues=issues)
     try:
         model.model_validate(resource)
     except ValidationError as error:

@@ -2,8 +2,8 @@
 
 The request's access policy (:func:`fhir_server.api.guard.policy`) noted what the
 token was shown, what it wrote and what consent withheld; these hooks turn that
-into AuditEvents (:mod:`consent.request_audit`) and chain them into the node's
-audit log (:mod:`consent.audit_store`: sealed under the node key, journaled and
+into AuditEvents (:mod:`fhir_server.access.request_audit`) and chain them into the node's
+audit log (:mod:`fhir_server.storage.audit_store`: sealed under the node key, journaled and
 anchored like any record, on the hash chain).
 
 * Reads (read, vread, search, history, ``$everything``, ``$summary``; see
@@ -28,11 +28,12 @@ import logging
 
 from flask import current_app, g, has_request_context, request
 
-from consent import audit_query, audit_store
-from consent.audit_log import record_all, record_in
-from consent.request_audit import Response
+from fhir_server.access import audit_query
+from fhir_server.access.request_audit import Response
 from fhir_server.api.http import fhir_response
 from fhir_server.errors import Issue, operation_outcome
+from fhir_server.storage import audit_store
+from fhir_server.storage.audit_log import record_all, record_in
 
 log = logging.getLogger("phrx")
 FHIR_PREFIX = "/fhir"

@@ -23,14 +23,14 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, request
 
 from consent import audit
-from consent.audit_log import record
 from consent.engine import SUMMARY_OPERATION
 from federation import authority_keys
+from fhir_server import ids
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, negotiate, read_json_body
 from fhir_server.errors import Forbidden
 from fhir_server.operations import erase, share, summary
-from fhir_server.resources import ids
+from fhir_server.storage.audit_log import record
 
 bp = Blueprint("consent_ops", __name__, url_prefix="/fhir")
 

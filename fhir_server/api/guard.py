@@ -5,7 +5,7 @@ server's own ``/fhir/auth`` endpoints is authenticated by the SMART hook
 (:mod:`fhir_server.smart.flask_hook`: 401 with ``WWW-Authenticate``), which
 leaves the :class:`~fhir_server.smart.access.AccessContext` on ``g.access``.
 The routes then call these functions, which delegate to the Flask-free
-:class:`~fhir_server.resources.access_policy.AccessPolicy` (scopes -> 403,
+:class:`~fhir_server.access.gate.AccessPolicy` (scopes -> 403,
 patient compartment confinement -> answers like a missing resource, granular
 scopes, and the consent hook ``node.consent`` documented there).
 
@@ -20,7 +20,7 @@ through :func:`patient_operation` (scope + confinement to the token's patient)
 and :func:`patient_or_admin`. Auditing: the first :func:`policy` of a read opens
 the request transaction that the decision, the data and the AuditEvent share;
 :func:`record_audit` (an ``after_request`` hook) writes the request's AuditEvent(s)
-from what the policy noted (:mod:`consent.request_audit`) and commits it; writes
+from what the policy noted (:mod:`fhir_server.access.request_audit`) and commits it; writes
 are audited in their own transaction (the store's before-commit hook); see
 :mod:`fhir_server.api.audit_hook`.
 """
@@ -30,14 +30,14 @@ from __future__ import annotations
 from flask import current_app, g
 
 from anchoring.provenance import version_key_of
-from consent.request_audit import RequestAudit
+from fhir_server import ids
+from fhir_server.access.gate import ACTIONS, AccessPolicy
+from fhir_server.access.request_audit import RequestAudit
 from fhir_server.api import audit_hook
 from fhir_server.errors import FHIRError, Forbidden, Gone
 from fhir_server.operations.verify import _copies
-from fhir_server.resources import ids
-from fhir_server.resources.access_policy import ACTIONS, AccessPolicy
-from fhir_server.resources.searching import SearchPage
-from fhir_server.resources.types import check_type, supported_types
+from fhir_server.resource_types import check_type, supported_types
+from fhir_server.search.runner import SearchPage
 
 
 def policy() -> AccessPolicy:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, request
 
-from fhir_server import fastjson
+from fhir_server import fastjson, ids
 from fhir_server.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
-from fhir_server.resources import ids
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir", "text/json"}
@@ -36,25 +35,6 @@ def negotiate() -> None:
     raise NotAcceptable("No acceptable representation: this server produces application/fhir+json.")
 
 
-def _depth_exceeds(value, limit: int) -> bool:
-    """True when a value lies deeper than ``limit`` (the body itself at depth 1).
-
-    Level by level over the containers only: a Bundle's tens of thousands of
-    strings and numbers are never pushed on a stack one by one."""
-    level = [value] if type(value) in (dict, list) else []
-    depth = 1
-    while level:
-        deeper = []
-        for node in level:
-            children = node.values() if type(node) is dict else node
-            if depth == limit and children:
-                return True  # its children lie at limit + 1
-            deeper.extend(c for c in children if type(c) is dict or type(c) is list)
-        level = deeper
-        depth += 1
-    return False
-
-
 def read_json_body() -> dict:
     """Parse the request body as one FHIR JSON object, with size and depth limits."""
     limit = current_app.config["PHRX_MAX_BODY_BYTES"]
@@ -70,14 +50,14 @@ def read_json_body() -> dict:
         raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes.")
     if not raw.strip():
         raise BadRequest("The request body is empty.")
+    depth = current_app.config["PHRX_MAX_JSON_DEPTH"]
     try:
-        body = fastjson.parse(raw)
-    except RecursionError:
-        raise BadRequest("The JSON body is nested too deeply.") from None
-    except (ValueError, UnicodeDecodeError) as error:
+        # bounded before parsing: json.loads recurses in C once per level (fastjson)
+        body = fastjson.parse(raw, max_depth=depth)
+    except fastjson.NestingTooDeep:
+        raise BadRequest(f"The JSON body is nested too deeply (limit: {depth} levels).") from None
+    except ValueError as error:  # UnicodeDecodeError among them
         raise BadRequest(f"The body is not valid JSON: {_short(error)}") from None
-    if _depth_exceeds(body, current_app.config["PHRX_MAX_JSON_DEPTH"]):
-        raise BadRequest("The JSON body is nested too deeply.")
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object holding one FHIR resource.")
     return body

@@ -20,11 +20,11 @@ from dataclasses import replace
 
 from flask import Blueprint, current_app, g, request
 
+from fhir_server import ids
 from fhir_server.api import guard
 from fhir_server.api.http import fhir_response, negotiate
 from fhir_server.errors import BadRequest, PayloadTooLarge
 from fhir_server.operations import import_mhb
-from fhir_server.resources import ids
 from mhb_import import ParseLimits
 
 bp = Blueprint("import_mhb", __name__, url_prefix="/fhir")

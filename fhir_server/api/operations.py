@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
+from fhir_server import ids
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, negotiate
 from fhir_server.operations import anchor, erase, everything, import_mhb, share, summary, verify
-from fhir_server.resources import ids
 
 bp = Blueprint("operations", __name__, url_prefix="/fhir")
 

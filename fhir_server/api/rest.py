@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
+from fhir_server import ids
 from fhir_server.api import guard
 from fhir_server.api.http import (
     base_url,
@@ -17,9 +18,9 @@ from fhir_server.api.http import (
 )
 from fhir_server.api.searchset import history_bundle, search_bundle
 from fhir_server.errors import BadRequest
-from fhir_server.resources import ids, interactions
-from fhir_server.resources.interactions import Result
-from fhir_server.resources.types import check_type
+from fhir_server.resource_types import check_type
+from fhir_server.rest import interactions
+from fhir_server.rest.interactions import Result
 from validators.r4 import validate_resource
 
 bp = Blueprint("rest", __name__, url_prefix="/fhir")

@@ -6,13 +6,13 @@ from urllib.parse import urlencode
 
 from flask import request
 
+from fhir_server import ids
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response
 from fhir_server.errors import BadRequest, Issue, operation_outcome
-from fhir_server.resources import ids
-from fhir_server.resources.searching import SearchPage
-from fhir_server.resources.shaping import shape
-from fhir_server.resources.store import ResourceStore
+from fhir_server.search.runner import SearchPage
+from fhir_server.search.shaping import shape
+from fhir_server.storage.store import ResourceStore
 
 MAX_HISTORY_COUNT = 1000
 

@@ -9,7 +9,7 @@ from fhir_server.api.http import base_url, fhir_response, negotiate, read_json_b
 from fhir_server.api.operations import operation_definitions
 from fhir_server.api.searchset import history_bundle
 from fhir_server.capability import capability_statement
-from fhir_server.resources.bundles import process_bundle
+from fhir_server.rest.bundles import process_bundle
 
 bp = Blueprint("system", __name__, url_prefix="/fhir")
 

@@ -10,7 +10,7 @@ present as ciphertext -- can no longer be decrypted, not even with the node
 master key and full database access.
 
 The node's own AuditEvents are left alone: they are its legal record of who accessed
-what, sealed under the node key (:mod:`consent.audit_store`) and carrying only
+what, sealed under the node key (:mod:`fhir_server.storage.audit_store`) and carrying only
 references and ids, so after the erasure the patient's access log stays readable
 to the operator (``AuditEvent?patient=``) and the hash chain still verifies.
 
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete, or_, select, update
 
-from consent import audit_store
+from fhir_server import ids
 from fhir_server.errors import NotFound
-from fhir_server.resources import ids
-from fhir_server.resources.db import compartments, data_keys, metadata, resources, versions
+from fhir_server.storage import audit_store
+from fhir_server.storage.db import compartments, data_keys, metadata, resources, versions
 from vault.keyring import NODE_SCOPE, KeyRing
 
 NAME = "erase"

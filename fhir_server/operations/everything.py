@@ -12,12 +12,12 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from fhir_server import ids
 from fhir_server.errors import BadRequest
-from fhir_server.resources import ids
-from fhir_server.resources.db import compartments, resources
-from fhir_server.resources.search_tables import sidx_ref
-from fhir_server.resources.store import ResourceStore
-from fhir_server.resources.types import supported_types
+from fhir_server.resource_types import supported_types
+from fhir_server.search.tables import sidx_ref
+from fhir_server.storage.db import compartments, resources
+from fhir_server.storage.store import ResourceStore
 
 NAME = "everything"
 DEFINITION_URL = "http://hl7.org/fhir/OperationDefinition/Patient-everything"

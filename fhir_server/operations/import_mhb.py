@@ -38,9 +38,9 @@ from sqlalchemy.exc import IntegrityError
 
 from anchoring.canonical import leaf_hash
 from fhir_server.errors import Conflict, FHIRError, Forbidden
-from fhir_server.resources import interactions
-from fhir_server.resources.db import resources, versions
-from fhir_server.resources.types import check_type
+from fhir_server.resource_types import check_type
+from fhir_server.rest import interactions
+from fhir_server.storage.db import resources, versions
 from mhb_import import ParseLimits, parse_export, to_bundle
 from mhb_import.gcpause import gc_paused
 from validators.r4 import validate_resource

@@ -4,7 +4,7 @@ Flask-free. Input Parameters (all optional except a recipient):
 
 * ``recipient`` -- valueIdentifier (system and value) or valueReference of the
   practitioner; an identifier names a practitioner of ``recipientNode``: on this
-  node, the one whose Practitioner resource carries it (see :mod:`consent.adapter`);
+  node, the one whose Practitioner resource carries it (see :mod:`fhir_server.access.consent_hook`);
 * ``recipientNode`` -- valueCode, country of the practitioner's node (omitted: this node);
 * ``period`` -- valuePeriod (default: from now for :data:`DEFAULT_DAYS` days);
 * ``purpose`` -- valueCoding, repeating (default v3-ActReason TREAT);
@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric import x25519
 from sqlalchemy import insert, update
 
-from consent import audit_store
 from consent.codes import (
     ACT_CODE,
     ACT_REASON,
@@ -43,10 +42,12 @@ from consent.codes import (
     RESOURCE_TYPES,
 )
 from consent.tables import released_keys
+from fhir_server import ids
 from fhir_server.errors import BadRequest, NotFound
-from fhir_server.resources import ids, interactions
-from fhir_server.resources.searching import run_search
-from fhir_server.resources.types import supported_types
+from fhir_server.resource_types import supported_types
+from fhir_server.rest import interactions
+from fhir_server.search.runner import run_search
+from fhir_server.storage import audit_store
 from validators.r4 import validate_resource
 from vault import release
 from vault._encoding import length_prefixed

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from consent.provisions import clinical_time
-from fhir_server.resources import ids
-from fhir_server.resources.db import compartments, resources
+from fhir_server import ids
+from fhir_server.storage.db import compartments, resources
 from mhb_import.codes import TRANSLATION_EXT
 from mhb_import.icd10cm import english_title
 from validators.r4 import validate_resource

@@ -30,9 +30,9 @@ from anchoring.verification import (
     Verification,
     verify_claim,
 )
+from fhir_server import ids
 from fhir_server.errors import BadRequest, Gone, IntegrityFailure, NotFound
-from fhir_server.resources import ids
-from fhir_server.resources.types import check_type
+from fhir_server.resource_types import check_type
 
 NAME = "verify"
 DEFINITION_URL = "https://phrx.dev/fhir/OperationDefinition/verify"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fhir_server import ids
 from fhir_server.errors import Forbidden, Unauthorized
-from fhir_server.resources import ids
 from fhir_server.smart import scopes
 from fhir_server.smart.keys import SigningKey
 from fhir_server.smart.scopes import ResourceScope

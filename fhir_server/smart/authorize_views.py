@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from authlib.oauth2 import OAuth2Error
 from flask import abort, redirect, request, session
 
-from fhir_server.resources import ids
+from fhir_server import ids
 from fhir_server.smart import pages, scopes
 from fhir_server.smart.discovery import endpoints
 from fhir_server.smart.grants import Approval

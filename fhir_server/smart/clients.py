@@ -20,7 +20,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
-from fhir_server.resources import ids
+from fhir_server import ids
 from fhir_server.smart import scopes
 from fhir_server.smart.credentials import secret_digest
 from fhir_server.smart.tables import clients

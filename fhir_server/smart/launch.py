@@ -13,7 +13,7 @@ import secrets
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
-from fhir_server.resources import ids
+from fhir_server import ids
 from fhir_server.smart.credentials import secret_digest
 from fhir_server.smart.tables import launches
 

@@ -6,7 +6,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from fhir_server.resources import ids
+from fhir_server import ids
 from fhir_server.smart.tables import assertion_jtis
 
 

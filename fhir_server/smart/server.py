@@ -7,7 +7,7 @@ from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from fhir_server.resources import ids
+from fhir_server import ids
 from fhir_server.smart import scopes
 from fhir_server.smart.assertion import JwksCache, PrivateKeyJWT
 from fhir_server.smart.grants import (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fhir_server.resources.db import resources
 from fhir_server.smart import token_audit
 from fhir_server.smart.clients import ClientStore
 from fhir_server.smart.keys import SigningKey, load_or_create_secret
@@ -12,6 +11,7 @@ from fhir_server.smart.launch import LaunchStore
 from fhir_server.smart.replay import AssertionReplayCache
 from fhir_server.smart.tokens import TokenStore
 from fhir_server.smart.users import UserStore
+from fhir_server.storage.db import resources
 
 
 class SmartService:

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-from fhir_server.resources.db import metadata
+from fhir_server.storage.db import metadata
 
 users = Table(
     "smart_users",

@@ -13,7 +13,8 @@ request, and it changes nothing.
 
 from __future__ import annotations
 
-from consent import audit, audit_store
+from consent import audit
+from fhir_server.storage import audit_store
 
 
 def install(service, node) -> None:

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from fhir_server.resources import driver_sql, ids
+from fhir_server import ids
 from fhir_server.smart.credentials import secret_digest
 from fhir_server.smart.keys import SigningKey
 from fhir_server.smart.tables import codes, tokens
+from fhir_server.storage import driver_sql
 
 CODE_LIFETIME_S = 60
 ACCESS_LIFETIME_S = 3600

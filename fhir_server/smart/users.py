@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
-from fhir_server.resources import ids
+from fhir_server import ids
 from fhir_server.smart import credentials
 from fhir_server.smart.tables import users
 from vault.envelope import open_sealed, seal

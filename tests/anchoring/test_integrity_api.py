@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from anchoring import journal
-from fhir_server.resources.db import versions
+from fhir_server.storage.db import versions
 from tests.smart_tokens import authorize, backend_token
 
 JSON = {"Content-Type": "application/fhir+json"}
@@ -148,7 +148,7 @@ def test_resealed_content_change_is_a_hash_mismatch(api, chain_node) -> None:
     row = store.version_row("Patient", pid, 1)
     altered = store.open_version(row)
     altered["name"] = [{"family": "Forged"}]
-    from fhir_server.resources.sealing import dumps
+    from fhir_server.storage.sealing import dumps
 
     sealed = store.sealer.seal("Patient", pid, 1, row.key_scope, dumps(altered))
     with chain_node.engine.begin() as conn:

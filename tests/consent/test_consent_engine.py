@@ -275,7 +275,7 @@ def test_type_level_permit_restricted_to_codes_is_conditional(cx):
 
 
 def test_decision_speaks_the_guard_protocol(cx):
-    from fhir_server.resources.access_policy import is_permitted
+    from fhir_server.access.gate import is_permitted
 
     engine = engine_for(cx.privacy_consent())
     assert is_permitted(decide(engine)) and not is_permitted(decide(engine, OTHER))

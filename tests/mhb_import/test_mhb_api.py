@@ -10,7 +10,7 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from fhir_server.resources.db import versions
+from fhir_server.storage.db import versions
 from mhb_import.synthetic import dumps_json, dumps_xml, scenario_export, synthetic_export
 
 BASE = "http://localhost/fhir"

@@ -64,7 +64,7 @@ def test_import_into_data_dir_and_reimport(data_dir, node):
     body = json.loads(again.output)
     values = {p["name"]: p.get("valueInteger") for p in body["parameter"]}
     assert values["created"] == 0 and values["updated"] == 0 and values["unchanged"] > 0
-    from fhir_server.resources.searching import run_search
+    from fhir_server.search.runner import run_search
 
     assert run_search(node.store, "Condition", [("patient", "p1")]).total == 5
 

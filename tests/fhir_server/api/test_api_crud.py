@@ -309,7 +309,7 @@ def test_create_and_update_index_each_resource_once_before_the_write_lock(client
     # The content-only work (index rows, leaf) is prepared before the transaction
     # and reused for the very dict written: a second computation would be the
     # in-lock fallback.
-    from fhir_server.resources import writer
+    from fhir_server.storage import writer
 
     calls = []
     real = writer.index_rows

@@ -93,7 +93,7 @@ def test_sentinels_are_searchable_through_the_api(client):
 
 
 def _sealed(node, res_type: str, res_id: str, version_id: int = 1) -> bytes:
-    from fhir_server.resources.db import versions
+    from fhir_server.storage.db import versions
 
     with node.engine.connect() as conn:
         value = conn.execute(
@@ -107,7 +107,7 @@ def _sealed(node, res_type: str, res_id: str, version_id: int = 1) -> bytes:
 
 
 def _store_sealed(node, res_type: str, res_id: str, blob: bytes, version_id: int = 1) -> None:
-    from fhir_server.resources.db import versions
+    from fhir_server.storage.db import versions
 
     with node.engine.begin() as conn:
         result = conn.execute(

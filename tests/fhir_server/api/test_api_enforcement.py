@@ -31,7 +31,7 @@ def test_missing_garbage_and_expired_tokens_get_401(app, seeded, monkeypatch):
     )
     for path in ("/fhir/metadata", "/fhir/.well-known/smart-configuration"):
         assert anonymous.get(path).status_code == 200
-    from fhir_server.resources import ids
+    from fhir_server import ids
 
     later = ids.now_us() + 400 * 10**6  # backend tokens live 300 s
     monkeypatch.setattr(ids, "now_us", lambda: later)
@@ -193,7 +193,7 @@ def test_granular_scopes(seeded, patient_client):
 def test_undecryptable_rows_of_others_answer_like_missing(p1, seeded, node):
     from sqlalchemy import update
 
-    from fhir_server.resources.db import versions
+    from fhir_server.storage.db import versions
 
     with node.engine.begin() as conn:
         conn.execute(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_server.access.gate import ConsentDecision
+from fhir_server.access.granular import meets
 from fhir_server.app import create_app
-from fhir_server.resources.access_policy import ConsentDecision
-from fhir_server.resources.granular import meets
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_capability_statement_validates_as_r4(client):
 
 
 def test_listed_types_match_supported_types(client):
-    from fhir_server.resources.types import supported_types
+    from fhir_server.resource_types import supported_types
 
     listed = {r["type"] for r in client.get("/fhir/metadata").get_json()["rest"][0]["resource"]}
     assert listed == set(supported_types())

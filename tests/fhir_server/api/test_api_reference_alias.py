@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fhir_server.resources.db import resources
-from fhir_server.resources.search_tables import sidx_ref
+from fhir_server.search.tables import sidx_ref
+from fhir_server.storage.db import resources
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fhir_server.resources import ids
+from fhir_server import ids
 
 
 def _signed_in(flow, params):

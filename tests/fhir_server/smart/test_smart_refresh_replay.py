@@ -156,7 +156,7 @@ def test_replay_and_race_on_sqlite_and_postgresql(any_flow, monkeypatch):
 def test_rotation_and_family_revocation_are_audited(flow, smart, smart_node):
     """Each token revoked (by rotation, then by the replay) gets its token-revoke
     AuditEvent, as a revocation through RFC 7009 does."""
-    from fhir_server.resources.searching import run_search
+    from fhir_server.search.runner import run_search
 
     def revoked_jtis():
         found = run_search(smart_node.store, "AuditEvent", [("_count", "1000")]).matches

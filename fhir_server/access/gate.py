@@ -1,0 +1,463 @@
+"""Resource-server access policy (Flask-free): SMART scopes, patient compartments, consent.
+
+One :class:`AccessPolicy` per request wraps the verified
+:class:`~fhir_server.smart.access.AccessContext` (None when authentication is
+off: everything is allowed, nothing is confined). The HTTP layer
+(:mod:`fhir_server.api.guard`) and the Bundle processor call it; the
+:class:`~fhir_server.storage.writer.Writer` carries it so every write,
+including those inside batch/transaction Bundles and conditional interactions,
+is checked where it happens.
+
+Rules:
+
+* **Scopes** (403): ``require(interaction, type, query)`` per interaction and per
+  Bundle entry; ``c`` create, ``r`` read/vread/instance history/$verify, ``u``
+  update, ``d`` delete, ``s`` search and type/system history.
+* **Confinement**: a grant's ``compartment`` is the token's patient for
+  ``patient/`` scopes, and a patient user's own id for their ``user/`` scopes.
+  Searches, ``_include``/``_revinclude``, chains and ``_has`` (their inner
+  resources too), history, ``$everything`` and the searches behind conditional
+  interactions are restricted to that compartment in SQL, so totals, paging and
+  ``_summary=count`` count only what the token may see. A read of a resource
+  outside it answers exactly like a missing resource (404, same
+  OperationOutcome); a delete answers 204 without deleting; an update answers
+  404; a write whose new content would leave the compartment is refused with 403.
+  Strictly: resources in no patient compartment (Practitioner, Organization,
+  Medication ...) are outside every compartment.
+* **Granular scopes** (``patient/Observation.rs?category=laboratory``): a search
+  must carry the constraint (403 otherwise); a resource read, included or written
+  must satisfy one alternative (:mod:`.granular`: token, string and reference params;
+  any other param type fails closed). History under granular-only scopes is 403.
+
+Consent hook (the consent engine of later issues plugs in here): ``node.consent``
+is None or an object with::
+
+    decide(access, action, res_type, resource, patient_id) -> decision
+
+called *after* the scope checks. ``action`` is one of ``create read update
+delete search history operation``; ``resource`` is None for the up-front call
+made once per interaction (``patient_id`` = the confining patient or None), and
+the resource for every resource about to be returned or written (``patient_id``
+= each patient whose compartment holds it, or the confining patient). A
+decision is permitted when it is ``True``, ``"permit"`` or has a truthy
+``permitted`` attribute (:class:`ConsentDecision`). A denied up-front call is a
+403; a denied resource is withheld (reads: 404 as if missing; searches: left out
+of the page, and ``Bundle.total`` is then omitted so no count leaks).
+
+Audit: ``audit`` (a :class:`fhir_server.access.request_audit.RequestAudit`, or None) is told
+every resource returned, written or withheld here, so the HTTP layer can write one
+AuditEvent per request without re-deriving what the token actually touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from fhir_server.access.granular import meets
+from fhir_server.errors import Forbidden, Gone, IntegrityFailure, NotFound
+from fhir_server.search.compartment import compartment_patient_ids
+from fhir_server.storage.sealing import RecordSealer
+
+LOG = logging.getLogger("phrx.integrity")
+# Resources that identify a user to the consent engine (see _identity_write).
+IDENTITY_TYPES = frozenset({"Practitioner", "PractitionerRole"})
+ACTIONS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    permitted: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one permitted interaction on one type may touch."""
+
+    interaction: str
+    res_type: str
+    compartment: str | None = None  # patient id the interaction stays inside
+    constraints: tuple = ()  # granular alternatives of (param, value) pairs
+
+
+def not_found(res_type: str, res_id: str, version: int | str | None = None) -> NotFound:
+    """The error a missing resource gets (the store's exact wording)."""
+    where = f"{res_type}/{res_id}" + (f"/_history/{version}" if version else "")
+    return NotFound(f"{where} is not known.")
+
+
+def is_permitted(decision) -> bool:
+    if isinstance(decision, bool):
+        return decision
+    if isinstance(decision, str):
+        return decision == "permit"
+    return bool(getattr(decision, "permitted", False))
+
+
+class AccessPolicy:
+    def __init__(self, access, store, consent=None, audit=None, is_admin=None):
+        self.access = access
+        self.store = store
+        # () -> bool: is the token's user one of this node's administrators (asked
+        # only when an answer is needed: it costs a look-up).
+        self.is_admin = is_admin or (lambda: False)
+        # A hook that lets this access through wholesale (the node's own backend
+        # services) is left out, so they see tampered rows and deletions as before.
+        bypasses = getattr(consent, "bypasses", None)
+        self.consent = None if bypasses is not None and bypasses(access) else consent
+        self.audit = audit
+        # Contents check_content passed, by id (the dict is kept, so the id is not
+        # reused): a transaction checks every entry before writing anything, and the
+        # Writer then checks the same content again as it writes it.
+        self._passed: dict[int, tuple[str, dict]] = {}
+
+    # -- audit notes --------------------------------------------------------------
+    def saw(self, resource: dict) -> dict:
+        """``resource`` is about to be returned to the token holder."""
+        if self.audit is not None:
+            self.audit.saw(resource)
+        return resource
+
+    # -- scopes ---------------------------------------------------------------------
+    @property
+    def confinement(self) -> str | None:
+        """Token-wide patient (strictest reading), for searches behind writes."""
+        if self.access is None:
+            return None
+        return self.access.compartment_patient or self.access.user_patient
+
+    def require(self, interaction: str, res_type: str, query=None) -> Grant:
+        """Scope check (403) then the up-front consent call; returns the :class:`Grant`."""
+        if self.access is None:
+            grant = Grant(interaction, res_type)
+        else:
+            permit = self.access.require(interaction, res_type, query)
+            own = self.access.user_patient
+            if permit.compartment and own and permit.compartment != own:
+                raise Forbidden("The token's patient context is not the signed-in patient.")
+            grant = Grant(interaction, res_type, permit.compartment or own, permit.constraints)
+        self.gate(ACTIONS[interaction], res_type, grant.compartment)
+        return grant
+
+    def grant_or_none(self, interaction: str, res_type: str) -> Grant | None:
+        try:
+            return self.require(interaction, res_type)
+        except Forbidden:
+            return None
+
+    def gate(self, action: str, res_type: str, patient_id: str | None) -> None:
+        if self.consent is None:
+            return
+        if not is_permitted(self.consent.decide(self.access, action, res_type, None, patient_id)):
+            if self.audit is not None and patient_id:
+                self.audit.about = patient_id
+            raise Forbidden(f"Consent does not permit this {action} on {res_type}.")
+
+    def consented(self, action: str, resource: dict, compartment: str | None) -> bool:
+        if self.consent is None:
+            return True
+        owners = [compartment] if compartment else sorted(compartment_patient_ids(resource))
+        kind = resource.get("resourceType")
+        permitted = all(
+            is_permitted(self.consent.decide(self.access, action, kind, resource, p))
+            for p in owners or [None]
+        )
+        if not permitted and self.audit is not None:
+            self.audit.withhold(resource, [p for p in owners if p])
+        return permitted
+
+    # -- searches -------------------------------------------------------------------
+    def search(self, res_type: str, query, *, strict: bool = False, conn=None):
+        """``run_search`` under this policy: scope check (granular constraints must be
+        in ``query``), types reached by chains / ``_has`` need ``s`` too, everything
+        confined to the grant's compartment, includes screened."""
+        from fhir_server.search.runner import run_search
+
+        grant = self.require("s", res_type, query)
+        if self.access is not None and any("." in k or k.startswith("_has:") for k, _ in query):
+            from fhir_server.search.query import parse_search
+
+            for crit in parse_search(res_type, query, strict=strict).criteria:
+                for inner_type, _inner in crit.chain:
+                    self.require("s", inner_type)
+        screen = self.visible if (self.access is not None or self.consent) else None
+        # Where consent may withhold a match, every candidate is decided before it is
+        # counted or paged: a total counts only what the caller may read.
+        admit = partial(self.allows, grant) if self._may_withhold(grant) else None
+        page = run_search(
+            self.store,
+            res_type,
+            query,
+            strict=strict,
+            conn=conn,
+            compartment_patient=grant.compartment,
+            include_filter=screen,
+            admit=admit,
+        )
+        if page.damaged:
+            # Logged for the operator; named in the page only to an unrestricted caller:
+            # an unreadable row cannot be decided, so a restricted one is not told of it.
+            LOG.warning("search left out damaged rows: %s", ", ".join(page.damaged))
+            if grant.compartment is not None or grant.constraints or self.consent is not None:
+                page.damaged = []
+        for resource in (*page.matches, *page.included):
+            self.saw(resource)
+        return page
+
+    def _may_withhold(self, grant: Grant) -> bool:
+        """May consent withhold part of what the grant selects? Not where the hook
+        says it releases the whole compartment (the patient's own record)."""
+        if self.consent is None:
+            return False
+        releases_all = getattr(self.consent, "releases_all", None)
+        confined = grant.compartment
+        return not (confined and releases_all and releases_all(self.access, confined))
+
+    def conditional_matches(self, res_type: str, query, conn=None) -> list[dict]:
+        """At most two current resources matching the criteria of a conditional
+        interaction (If-None-Exist, conditional update / delete / reference) among
+        those the caller may read: a match it may not read is no match, so a
+        conditional request discloses nothing a direct read would not."""
+        from fhir_server.search.runner import run_search
+
+        grant = self.grant_or_none("r", res_type)
+        if grant is None:
+            return []  # nothing of this type is readable: nothing can match
+        unrestricted = grant.compartment is None and not grant.constraints
+        admit = None if unrestricted and self.consent is None else partial(self.allows, grant)
+        page = run_search(
+            self.store,
+            res_type,
+            [*query, ("_count", "2")],
+            strict=True,
+            conn=conn,
+            compartment_patient=grant.compartment,
+            admit=admit,
+        )
+        return [self.saw(r) for r in page.matches]
+
+    def history_scope(self, res_type: str | None, res_id: str | None) -> dict:
+        """Keyword arguments of ``store.history`` for this token (403 when not allowed)."""
+        from fhir_server.resource_types import supported_types
+
+        if res_type:
+            grant = self.require("r" if res_id else "s", res_type)
+            self.no_granular_history(grant)
+            return {"compartment_patient": grant.compartment}
+        if self.access is None:
+            self.gate("history", "*", None)
+            return {}
+        every = sorted(supported_types())
+        grants = [self.grant_or_none("s", t) for t in every]
+        grants = [g for g in grants if g is not None and not g.constraints]
+        if not grants:
+            raise Forbidden("The access token's scopes do not permit system history.")
+        confined = any(g.compartment for g in grants)
+        return {
+            "compartment_patient": self.confinement if confined else None,
+            "res_types": None if len(grants) == len(every) else [g.res_type for g in grants],
+        }
+
+    def everything_target(self, patient_id: str) -> None:
+        """``Patient/{id}/$everything``: a confined token only for its own patient
+        (any other answers 404 like a missing Patient)."""
+        if self.audit is not None:
+            self.audit.about = patient_id
+        grant = self.require("r", "Patient")
+        if grant.compartment is not None and grant.compartment != patient_id:
+            raise not_found("Patient", patient_id)
+        self.read("Patient", patient_id)
+        self.gate("operation", "Patient", patient_id)
+
+    def anchor(self) -> None:
+        """``$anchor`` seals a batch of every patient's versions on the chain: it needs a
+        ``system/*`` scope granting ``c`` (an operator / backend service)."""
+        if self.access is not None and not any(
+            s.context == "system" and s.res_type == "*" and "c" in s.permissions and not s.query
+            for s in self.access.scopes
+        ):
+            raise Forbidden("$anchor needs a system/*.c (e.g. system/*.cruds) scope.")
+        self.gate("operation", "*", None)
+
+    # -- resources ------------------------------------------------------------------
+    def allows(self, grant: Grant, resource: dict) -> bool:
+        """May ``resource`` be returned / written under ``grant``?"""
+        if grant.compartment is not None and grant.compartment not in compartment_patient_ids(
+            resource
+        ):
+            return False
+        if grant.constraints and not any(meets(resource, alt) for alt in grant.constraints):
+            return False
+        return self.consented(ACTIONS[grant.interaction], resource, grant.compartment)
+
+    def visible(self, resources: list[dict], interaction: str = "r") -> list[dict]:
+        """The resources the token may read (for includes, ``$everything``, history)."""
+        grants: dict[str, Grant | None] = {}
+        out = []
+        for resource in resources:
+            kind = resource.get("resourceType")
+            if kind not in grants:
+                grants[kind] = self.grant_or_none(interaction, kind)
+            grant = grants[kind]
+            if grant is not None and self.allows(grant, resource):
+                out.append(self.saw(resource))
+        return out
+
+    def read(self, res_type: str, res_id: str, conn=None) -> dict:
+        """Read with scope (403) and visibility checks (404 exactly like a missing one)."""
+        grant = self.require("r", res_type)
+        try:
+            resource = self.store.read(res_type, res_id, conn)
+        except Gone:
+            if not self.deleted_visible(grant, res_type, res_id, conn):
+                raise not_found(res_type, res_id) from None
+            raise
+        except IntegrityFailure:  # not even a tampered row may reveal another's data
+            self._own_key(grant, self.store.current_version(res_type, res_id, conn), res_id)
+            raise
+        if not self.allows(grant, resource):
+            raise not_found(res_type, res_id)
+        return self.saw(resource)
+
+    def vread(self, res_type: str, res_id: str, version_id: int) -> dict:
+        grant = self.require("r", res_type)
+        self.no_granular_history(grant)
+        try:
+            resource = self.store.vread(res_type, res_id, version_id)
+        except Gone:
+            if not self._version_visible(grant, res_type, res_id, version_id - 1):
+                raise not_found(res_type, res_id, version_id) from None
+            raise
+        except IntegrityFailure:
+            row = self.store.version_row(res_type, res_id, version_id)
+            self._own_key(grant, row, res_id, version_id)
+            raise
+        if not self.allows(grant, resource):
+            raise not_found(res_type, res_id, version_id)
+        return self.saw(resource)
+
+    def deleted_visible(self, grant: Grant, res_type: str, res_id: str, conn=None) -> bool:
+        """Was the deleted resource (its last content) visible under ``grant``?"""
+        if grant.compartment is None and not grant.constraints and self.consent is None:
+            return True
+        row = self.store.current_version(res_type, res_id, conn)
+        return row is not None and self._version_visible(
+            grant, res_type, res_id, row.version_id - 1, conn
+        )
+
+    def _version_visible(self, grant: Grant, res_type, res_id, version_id: int, conn=None) -> bool:
+        if grant.compartment is None and not grant.constraints and self.consent is None:
+            return True
+        row = None
+        if version_id > 0:
+            row = self.store.version_row(res_type, res_id, version_id, conn)
+        if row is None or row.deleted:
+            return False
+        return self.allows(grant, self.store.open_version(row))
+
+    def verify_target(self, res_type: str, res_id: str, version_id: int | None) -> None:
+        """``$verify`` / ``$provenance``: read access to the (version of the) resource.
+        Unrestricted tokens need no decryption (the operation reports tampering); a
+        confined token whose target cannot be decrypted is judged by the key the
+        version is sealed under (the patient's own key: visible; else 404)."""
+        grant = self.require("r", res_type)
+        if grant.compartment is None and not grant.constraints and self.consent is None:
+            return
+        try:
+            if version_id is None:
+                self.read(res_type, res_id)
+            else:
+                self.vread(res_type, res_id, version_id)
+        except Gone:
+            return  # a deletion the token may see: the operation reports it
+        except IntegrityFailure:
+            return  # only raised once _own_key found the patient's own key: report it
+
+    def _own_key(self, grant: Grant, row, res_id: str, version_id: int | None = None) -> None:
+        """An undecryptable version is shown as failing only when it is sealed under
+        the confining patient's own key (an unconfined token always sees it); else 404."""
+        if grant.compartment is None and not grant.constraints and self.consent is None:
+            return
+        own = RecordSealer.scope_for(grant.compartment) if grant.compartment else None
+        if row is None or grant.constraints or own is None or row.key_scope != own:
+            raise not_found(grant.res_type, res_id, version_id)
+
+    def no_granular_history(self, grant: Grant) -> None:
+        if grant.constraints:
+            raise Forbidden(
+                f"Granular scopes on {grant.res_type} do not cover history; "
+                "the constraints are checked against current versions only."
+            )
+
+    # -- writes (called by the Writer) ----------------------------------------------
+    def check_target(self, interaction: str, res_type: str, res_id: str, conn) -> Grant:
+        """Before an update/delete of ``res_type/res_id``: the current resource (or,
+        once deleted, its last content) must be visible, else 404 as if missing."""
+        grant = self.require(interaction, res_type)
+        self._identity_write(res_type)
+        if interaction == "d":
+            self._note_delete(res_type, res_id, conn)
+        if grant.compartment is None and not grant.constraints and self.consent is None:
+            return grant
+        row = self.store.current_version(res_type, res_id, conn)
+        if row is None:
+            raise not_found(res_type, res_id)
+        version = row.version_id - 1 if row.deleted else row.version_id
+        if not self._version_visible(grant, res_type, res_id, version, conn):
+            raise not_found(res_type, res_id)
+        return grant
+
+    def check_update(self, res_type, res_id, resource, exists: bool, fresh: bool, conn) -> None:
+        """PUT: the target must be visible; a confined token may not create under an id
+        it chose (that would tell taken ids apart from free ones): 404 like a missing one."""
+        if exists:
+            self.check_target("u", res_type, res_id, conn)
+        elif self.require("u", res_type).compartment is not None and not fresh:
+            raise not_found(res_type, res_id)
+        self.check_content("u", resource)
+
+    def check_content(self, interaction: str, resource: dict) -> None:
+        """The written content must stay inside the grant (403 otherwise)."""
+        passed = self._passed.get(id(resource))
+        if passed is not None and passed[1] is resource and passed[0] == interaction:
+            return
+        grant = self.require(interaction, resource.get("resourceType", ""))
+        self._identity_write(grant.res_type)
+        if not self.allows(grant, resource):
+            raise Forbidden(
+                "The access token does not permit writing this resource: it would lie "
+                "outside the token's patient compartment, granular scope or consent."
+            )
+        if self.audit is not None:
+            name = ACTIONS[interaction]
+            ref = f"{resource.get('resourceType')}/{resource.get('id')}"
+            self.audit.wrote(name, ref, compartment_patient_ids(resource))
+        self._passed[id(resource)] = (interaction, resource)
+
+    def _identity_write(self, res_type: str) -> None:
+        """Practitioner and PractitionerRole say who a user is: Consents name their
+        actors by these resources' identifiers, so a user who could edit them could
+        take on another clinician's shares. Only the node itself (its services,
+        operators, or authorization switched off) and its administrators write them."""
+        if res_type not in IDENTITY_TYPES or self.consent is None:
+            return
+        if not self.is_admin():
+            raise Forbidden(
+                f"Only this node's administrators and services may write {res_type} "
+                "resources: they identify the clinicians that Consents name."
+            )
+
+    def _note_delete(self, res_type: str, res_id: str, conn) -> None:
+        """A delete is audited under the patients its last content belonged to."""
+        if self.audit is None:
+            return
+        row = self.store.current_version(res_type, res_id, conn)
+        owners: set[str] = set()
+        if row is not None and not row.deleted:
+            try:
+                owners = compartment_patient_ids(self.store.open_version(row))
+            except IntegrityFailure:
+                owners = set()  # a tampered row: audited without its patient
+        self.audit.wrote("delete", f"{res_type}/{res_id}", owners)
