@@ -56,7 +56,6 @@ from anchoring.journal_tables import (
     journal,
     now_us,
     proofs,
-    record,
 )
 
 __all__ = [
@@ -79,7 +78,6 @@ __all__ = [
     "owner_is_dead",
     "pending",
     "proofs",
-    "record",
     "record_failure",
     "release",
     "renew",

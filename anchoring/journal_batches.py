@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 
 from anchoring.journal_tables import ANCHORED, CLAIMED, SENT, batches, journal, now_us, proofs
 from anchoring.merkle import MerkleTree
-from fhir_server.storage import driver_sql
 
 
 def new_owner() -> str:
@@ -112,11 +111,11 @@ def claim_batch(engine: Engine, owner: str, max_leaves: int, lease_s: float) -> 
                 attempts=0,
             )
         )
-        with driver_sql.cursor(engine, conn) as cursor:  # thousands of rows: the driver's loop
-            cursor.executemany(
-                driver_sql.in_style(conn.dialect, _CLAIM_LEAF),
-                [(batch_id, i, r.seq) for i, r in enumerate(rows)],
-            )
+        # Thousands of rows: one executemany on the driver (no Core statement per row).
+        conn.exec_driver_sql(
+            _in_style(conn.dialect, _CLAIM_LEAF),
+            [(batch_id, i, r.seq) for i, r in enumerate(rows)],
+        )
     return Batch(batch_id, tree.root, len(rows), CLAIMED, owner)
 
 
@@ -249,9 +248,13 @@ def complete(engine: Engine, batch: Batch, info: AnchorInfo) -> bool:
         )
         if result.rowcount != 1:
             return False  # someone else completed it; the proofs are already there
-        with driver_sql.cursor(engine, conn) as cursor:
-            cursor.executemany(driver_sql.in_style(conn.dialect, _INSERT_PROOF), proof_rows)
+        conn.exec_driver_sql(_in_style(conn.dialect, _INSERT_PROOF), proof_rows)
     return True
+
+
+def _in_style(dialect, statement: str) -> str:
+    """``statement`` (written with ``?``) in the driver's parameter style."""
+    return statement if dialect.paramstyle == "qmark" else statement.replace("?", "%s")
 
 
 # Table names from the table objects, never from input.

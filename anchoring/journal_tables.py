@@ -13,15 +13,16 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
-    insert,
 )
-from sqlalchemy.engine import Connection
 
-from fhir_server.storage.db import metadata
+# The journal's own tables; the node creates them with its schema (create_schema).
+metadata = MetaData()
+
 
 CLAIMED, SENT, ANCHORED = "claimed", "sent", "anchored"
 
@@ -76,14 +77,3 @@ proofs = Table(
 
 def now_us() -> int:
     return time.time_ns() // 1000
-
-
-def record(
-    conn: Connection, res_type: str, res_id: str, version_id: int, leaf: bytes, at_us: int
-) -> None:
-    """Journal one stored version; call inside the write's transaction."""
-    conn.execute(
-        insert(journal).values(
-            res_type=res_type, res_id=res_id, version_id=version_id, leaf=leaf, created_us=at_us
-        )
-    )

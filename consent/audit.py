@@ -17,10 +17,10 @@ which the patient must be able to read).
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import UTC, datetime
 
 from consent.codes import ACT_REASON, NODE_COUNTRY_EXT
-from fhir_server import ids
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -115,7 +115,7 @@ def event(
         agents.append(_node_agent(node, requestor=True))
     audit: dict = {
         "resourceType": "AuditEvent",
-        "id": ids.new_id(),
+        "id": str(uuid.uuid4()),  # random: ids travel in clear in the index
         "type": event_type,
         "subtype": [subtype],
         "action": action,

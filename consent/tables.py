@@ -1,4 +1,4 @@
-"""Keys released to other nodes by ``$share`` (registered on ``db.metadata``).
+"""Keys released to other nodes by ``$share`` (consent's own ``metadata``).
 
 One row per (share, recipient node): the patient's data key wrapped for the
 recipient node's encryption public key (:mod:`vault.release`), bound to a context
@@ -10,9 +10,10 @@ key thumbprints and ciphertext are stored.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, String, Table
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, MetaData, String, Table
 
-from fhir_server.storage.db import Bytes, metadata
+# Consent's own tables; the node creates them with its schema (create_schema).
+metadata = MetaData()
 
 released_keys = Table(
     "released_keys",
@@ -23,7 +24,7 @@ released_keys = Table(
     Column("recipient_node", String(16), nullable=False),  # country code of the node
     Column("recipient_kid", String(128), nullable=False),  # JWK thumbprint of its key
     Column("key_scope", String(80), nullable=False),
-    Column("wrapped", Bytes, nullable=True),  # None once revoked / erased
+    Column("wrapped", LargeBinary, nullable=True),  # None once revoked / erased
     Column("created_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger, nullable=True),
     Index("ix_released_keys_patient", "patient_id"),

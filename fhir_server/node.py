@@ -31,8 +31,9 @@ from sqlalchemy.engine import make_url
 import anchoring.journal  # noqa: F401 - registers the journal tables on the schema
 from anchoring import defaults as anchor_defaults
 from fhir_server import ids
-from fhir_server.storage.db import create_schema, make_engine
+from fhir_server.storage.db import make_engine
 from fhir_server.storage.keystore import SqlDataKeyStore
+from fhir_server.storage.schema import create_schema
 from fhir_server.storage.store import ResourceStore
 from vault.keyring import KeyRing
 from vault.masterkey import check_owner_only, master_key_from_config
@@ -41,7 +42,7 @@ log = logging.getLogger("phrx.node")
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 LOG_FILE = "phrx.log"
-# Files SQLite (and db.WriterQueue) keep next to a database file.
+# Files SQLite (and writer_queue.WriterQueue) keep next to a database file.
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", ".writers")
 
 
@@ -129,7 +130,7 @@ def private_sqlite_files(database_url: str) -> None:
     for suffix in SQLITE_COMPANIONS:
         companion = path.with_name(path.name + suffix)
         if suffix == ".writers":
-            # db.WriterQueue's lock file would be 0644; empty, so tightened quietly
+            # writer_queue.WriterQueue's lock file would be 0644; empty, so tightened quietly
             _private_file(companion, warn=False)
         elif companion.exists():
             _tighten(companion, PRIVATE_FILE)

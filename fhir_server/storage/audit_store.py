@@ -39,6 +39,7 @@ from fhir_server.errors import AuditFailure
 from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.search.indexer import CachingBlind, index_rows
 from fhir_server.storage import driver_sql
+from fhir_server.storage.bulk import index_row_tuples, insert_resources, insert_sql
 from fhir_server.storage.db import (
     SETTING_VALUE,
     compartments,
@@ -47,12 +48,7 @@ from fhir_server.storage.db import (
     versions,
 )
 from fhir_server.storage.sealing import dumps
-from fhir_server.storage.writer import (
-    index_row_tuples,
-    insert_resources,
-    insert_sql,
-    with_server_meta,
-)
+from fhir_server.storage.writer import with_server_meta
 from vault.keyring import NODE_SCOPE
 
 HEAD_SETTING = "audit_chain_head"

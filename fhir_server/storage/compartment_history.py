@@ -16,12 +16,11 @@ from sqlalchemy import or_, select, tuple_
 from fhir_server.errors import IntegrityFailure
 from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.storage.db import compartments, resources, versions
+from fhir_server.storage.rows import VERSION_COLUMNS, VersionRow
 from fhir_server.storage.sealing import RecordSealer
 
 
 def history_in_compartment(store, patient_id: str, conditions: list, instance: bool, count, offset):
-    from fhir_server.storage.store import _VERSION_COLUMNS, VersionRow
-
     sealed_for = select(versions.c.res_type, versions.c.res_id).where(
         versions.c.key_scope == RecordSealer.scope_for(patient_id)
     )
@@ -30,7 +29,7 @@ def history_in_compartment(store, patient_id: str, conditions: list, instance: b
         .join(compartments, compartments.c.resource_pk == resources.c.pk)
         .where(compartments.c.patient_id == patient_id)
     )
-    query = select(versions.c.seq, *_VERSION_COLUMNS).where(*conditions)
+    query = select(versions.c.seq, *VERSION_COLUMNS).where(*conditions)
     if not instance:
         key = tuple_(versions.c.res_type, versions.c.res_id)
         query = query.where(or_(key.in_(sealed_for), key.in_(in_now)))

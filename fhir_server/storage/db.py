@@ -8,9 +8,6 @@ Index tables of the search engine are declared on the same ``metadata`` in
 
 from __future__ import annotations
 
-import fcntl
-import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
@@ -33,9 +30,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from fhir_server.storage import wal_checkpoint
+from fhir_server.storage.writer_queue import WriterQueue
 
 metadata = MetaData()
 
@@ -157,56 +155,6 @@ def _sqlite_begin(conn) -> None:
     conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-class WriterQueue:
-    """The order in which this host's processes take SQLite's write lock.
-
-    SQLite lets a blocked writer sleep and retry (1, 2, 5 … 100 ms apart), so a
-    worker waiting for the lock often sleeps on long after it was released: with
-    two workers ingesting, that was a fifth of the machine's time idle. Writers
-    here first queue on an OS file lock next to the database, which hands over
-    the moment it is released; BEGIN IMMEDIATE then finds the database free.
-    A thread lock orders the threads of one process (flock is per open file, and
-    the file is opened per process, never shared across fork)."""
-
-    def __init__(self, database_path: str) -> None:
-        self.path = database_path + ".writers"
-        self._thread_lock = threading.Lock()
-        self._file = None
-        self._pid = None
-
-    @contextmanager
-    def turn(self) -> Iterator[None]:
-        # A writer nested in another on the same thread would wait forever here;
-        # on the database it would fail after the busy timeout, so do the same.
-        if not self._thread_lock.acquire(timeout=WRITE_LOCK_TIMEOUT_S):
-            raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("write queue"))
-        try:
-            handle = self._handle()
-            fcntl.flock(handle, fcntl.LOCK_EX)  # releases the GIL while it waits
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        finally:
-            self._thread_lock.release()
-
-    def close(self) -> None:
-        """Close this process's lock file (the engine was disposed)."""
-        with self._thread_lock:
-            if self._file is not None and self._pid == os.getpid():
-                self._file.close()
-            self._file = self._pid = None
-
-    def _handle(self):
-        if self._pid != os.getpid():  # first use, or a forked child: its own file
-            self._file = open(self.path, "a+b")  # noqa: SIM115 (kept open for the process)
-            self._pid = os.getpid()
-        return self._file
-
-
-WRITE_LOCK_TIMEOUT_S = 30
-
-
 def _write_begin(engine: Engine, queue: WriterQueue | None):
     @contextmanager
     def begin() -> Iterator[Connection]:
@@ -250,19 +198,10 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def create_schema(engine: Engine) -> None:
-    # Import for its side effect: the search index tables register on ``metadata``.
-    from consent import tables as consent_tables  # noqa: F401
-    from fhir_server.search import tables as search_tables  # noqa: F401
-    from fhir_server.smart import tables as smart_tables  # noqa: F401
-
-    metadata.create_all(engine)
-    _add_version_chain_columns(engine)
-
-
-def _add_version_chain_columns(engine: Engine) -> None:
-    """A store created before version chains gets their (nullable) columns; the
-    store fills them in once it has the key (ResourceStore.chain_legacy_versions)."""
+def add_version_chain_columns(engine: Engine) -> None:
+    """A store created before version chains gets their (nullable) columns (the
+    versions it holds then fail their chain checks until re-written: see
+    docs/architecture.md, "Integrity of what is served")."""
     inspector = inspect(engine)
     missing = [
         (table, column)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, select
@@ -26,59 +25,15 @@ from fhir_server.resource_types import check_type
 from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.search.indexer import TerminologyDigests
 from fhir_server.storage import driver_sql
+from fhir_server.storage.compartment_history import history_in_compartment
 from fhir_server.storage.db import resources, versions
 from fhir_server.storage.pg_statistics import PlannerStatistics
+from fhir_server.storage.rows import CURRENT_VERSION, VERSION_COLUMNS, VersionRow, version_row
 from fhir_server.storage.sealing import RecordSealer
 from vault.keyring import KeyRing
 
 if TYPE_CHECKING:
     from fhir_server.storage.writer import Prepared, Writer
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    """One stored version, before decryption."""
-
-    res_type: str
-    res_id: str
-    version_id: int
-    last_updated_us: int
-    deleted: bool
-    method: str
-    key_scope: str
-    sealed: bytes | None
-    leaf: bytes | None = None
-    link: bytes | None = None  # version chain link (vault.version_chain)
-    head: bytes | None = None  # the resource's head MAC, on current-version rows only
-
-
-_VERSION_COLUMNS = (
-    versions.c.res_type,
-    versions.c.res_id,
-    versions.c.version_id,
-    versions.c.last_updated_us,
-    versions.c.deleted,
-    versions.c.method,
-    versions.c.key_scope,
-    versions.c.sealed,
-    versions.c.leaf,
-    versions.c.link,
-)
-
-# Column names from the constant above, never from input.
-_CURRENT_VERSION = (
-    f"SELECT {', '.join(f'v.{c.name}' for c in _VERSION_COLUMNS)}, r.head "  # noqa: S608
-    f"FROM {resources.name} r JOIN {versions.name} v ON v.res_type = r.res_type "
-    "AND v.res_id = r.res_id AND v.version_id = r.version_id "
-    "WHERE r.res_type = ? AND r.res_id = ?"
-)
-
-
-def _version_row(row: tuple) -> VersionRow:
-    """A VersionRow of a driver row of :data:`_VERSION_COLUMNS` (sqlite3 returns
-    booleans as 0 / 1)."""
-    res_type, res_id, version_id, updated, deleted, *rest = row
-    return VersionRow(res_type, res_id, version_id, updated, bool(deleted), *rest)
 
 
 # (store, connection) of the request transaction the current thread runs in, if any.
@@ -250,12 +205,12 @@ class ResourceStore:
         check_type(res_type)
         # The look-up of every read: straight to the driver (see driver_sql).
         bound = conn if conn is not None else self.bound()
-        row = driver_sql.fetch_one(self.engine, _CURRENT_VERSION, (res_type, res_id), bound)
-        return _version_row(row) if row is not None else None
+        row = driver_sql.fetch_one(self.engine, CURRENT_VERSION, (res_type, res_id), bound)
+        return version_row(row) if row is not None else None
 
     def vread(self, res_type: str, res_id: str, version_id: int) -> dict:
         check_type(res_type)
-        query = select(*_VERSION_COLUMNS).where(
+        query = select(*VERSION_COLUMNS).where(
             versions.c.res_type == res_type,
             versions.c.res_id == res_id,
             versions.c.version_id == version_id,
@@ -270,7 +225,7 @@ class ResourceStore:
     def version_row(
         self, res_type: str, res_id: str, version_id: int, conn: Connection | None = None
     ) -> VersionRow | None:
-        query = select(*_VERSION_COLUMNS).where(
+        query = select(*VERSION_COLUMNS).where(
             versions.c.res_type == res_type,
             versions.c.res_id == res_id,
             versions.c.version_id == version_id,
@@ -288,7 +243,7 @@ class ResourceStore:
         if not pks:
             return []
         query = (
-            select(resources.c.pk, *_VERSION_COLUMNS, resources.c.head)
+            select(resources.c.pk, *VERSION_COLUMNS, resources.c.head)
             .select_from(
                 resources.join(
                     versions,
@@ -385,8 +340,6 @@ class ResourceStore:
         if at_most_us is not None:
             conditions.append(versions.c.last_updated_us <= at_most_us)
         if compartment_patient is not None:
-            from fhir_server.storage.compartment_history import history_in_compartment
-
             total, rows = history_in_compartment(
                 self, compartment_patient, conditions, res_id is not None, count, offset
             )
@@ -395,7 +348,7 @@ class ResourceStore:
                 total = conn.execute(select(func.count()).select_from(versions).where(*conditions))
                 total = total.scalar_one()
                 page = conn.execute(
-                    select(*_VERSION_COLUMNS)
+                    select(*VERSION_COLUMNS)
                     .where(*conditions)
                     .order_by(versions.c.seq.desc())
                     .limit(count)

@@ -12,7 +12,7 @@ waits for, nor blocks, readers or writers), which copies the bulk. A passive
 checkpoint alone never lets the log start over, though -- a writer rewinds it only
 when every frame was copied, and under steady traffic some always wait -- and a
 long log slows every read (SQLite looks pages up in it). So once the log holds
-:data:`RESTART_FRAMES`, the thread takes the writers' turn (``db.WriterQueue``'s
+:data:`RESTART_FRAMES`, the thread takes the writers' turn (``writer_queue.WriterQueue``'s
 file lock: no writer is mid-transaction then) and runs a RESTART checkpoint: the
 few frames left are copied and the next writer starts the log from the top. The
 connections' automatic checkpoint stays on at :data:`SAFETY_PAGES` as a safety
@@ -29,6 +29,8 @@ import weakref
 from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
+
+from fhir_server.storage.writer_queue import WriterQueue
 
 log = logging.getLogger("phrx")
 
@@ -122,7 +124,6 @@ class Checkpointer:
             log.debug("WAL checkpoint of %s skipped: %s", path, exc)
 
     def _restart(self, path: str, conn: sqlite3.Connection) -> tuple[int, int, int]:
-        from fhir_server.storage.db import WriterQueue  # db imports this module
 
         queue = WriterQueue(path)  # a file of its own: queues behind this process's writers too
         try:

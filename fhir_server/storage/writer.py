@@ -9,14 +9,11 @@ keeps Bundle ingestion fast.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
-from functools import cache
-from operator import itemgetter
-from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from anchoring import journal as anchor_journal
@@ -32,13 +29,10 @@ from fhir_server.errors import (
 )
 from fhir_server.resource_types import check_type
 from fhir_server.search.compartment import compartment_patient_ids
-from fhir_server.search.indexer import ROW_FIELDS, index_rows
-from fhir_server.storage import driver_sql
+from fhir_server.search.indexer import index_rows
+from fhir_server.storage.bulk import bulk_insert, index_row_tuples, insert_resources
 from fhir_server.storage.db import compartments, metadata, resources, versions
 from fhir_server.storage.sealing import dumps
-
-if TYPE_CHECKING:
-    from fhir_server.storage.store import ResourceStore
 
 
 @dataclass(frozen=True)
@@ -82,7 +76,7 @@ class Prepared:
         return self.source.get("id") == res_id
 
 
-def prepare(resource: dict, store: ResourceStore) -> Prepared:
+def prepare(resource: dict, store) -> Prepared:
     leaf = None
     if resource.get("id"):  # without it the leaf could never fit
         with suppress(CanonicalizationError):  # the write itself will raise it
@@ -101,14 +95,15 @@ def patient_of(resource: dict, compartments: Collection[str] | None = None) -> s
 
 
 class Writer:
-    def __init__(self, store: ResourceStore, conn: Connection, policy=None, *, prepared=None):
+    def __init__(self, store, conn: Connection, policy=None, *, prepared=None):
+        """``store``: the :class:`~fhir_server.storage.store.ResourceStore` it writes."""
         self.store = store
         self.conn = conn
         # access_policy.AccessPolicy of the request (None: unrestricted), and the
         # server-chosen ids a confined token may create under with PUT.
         self.policy = policy
         self.fresh_ids: set[str] = set()
-        # Buffered rows as tuples in _ROW_COLUMNS order (resource_pk first).
+        # Buffered rows as tuples in bulk.ROW_COLUMNS order (resource_pk first).
         self._index_rows: dict[str, list[tuple]] = defaultdict(list)
         self._compartment_rows: list[tuple] = []
         self._stale_pks: list[int] = []
@@ -190,10 +185,10 @@ class Writer:
     def flush(self) -> None:
         """Write buffered rows; reads and searches inside this transaction call it first."""
         if self._version_rows:
-            _bulk_insert(self.conn, versions.name, self._version_rows)
+            bulk_insert(self.conn, versions.name, self._version_rows)
             self._version_rows = []
         if self._journal_rows:
-            _bulk_insert(self.conn, anchor_journal.journal.name, self._journal_rows)
+            bulk_insert(self.conn, anchor_journal.journal.name, self._journal_rows)
             self._journal_rows = []
         if self._new_resources:
             rows = [row for row, _, _ in self._new_resources]
@@ -210,9 +205,9 @@ class Writer:
             self._stale_pks = []
         for name, rows in self._index_rows.items():
             if rows:
-                _bulk_insert(self.conn, name, rows)
+                bulk_insert(self.conn, name, rows)
         if self._compartment_rows:
-            _bulk_insert(self.conn, compartments.name, self._compartment_rows)
+            bulk_insert(self.conn, compartments.name, self._compartment_rows)
         self._index_rows = defaultdict(list)
         self._compartment_rows = []
 
@@ -279,7 +274,7 @@ class Writer:
             res_type, res_id, version_id, deleted, leaf, current.link if current else None
         )
         head = self.store.chain.head(res_type, res_id, version_id, link)
-        # Tuples in _ROW_COLUMNS order, inserted in bulk at flush().
+        # Tuples in bulk.ROW_COLUMNS order, inserted in bulk at flush().
         self._version_rows.append(
             (res_type, res_id, version_id, now, deleted, method, scope, sealed, leaf, link)
         )
@@ -330,32 +325,6 @@ class Writer:
         self._compartment_rows.extend((pk, patient_id) for patient_id in owners)
 
 
-# Built once: compiling a fresh ``insert().values()`` per row costs more than the row.
-_INSERT_RESOURCES = insert(resources).returning(resources.c.pk, sort_by_parameter_order=True)
-_NEXT_PK = "SELECT COALESCE(MAX(pk), 0) + 1 FROM resources"
-
-
-def insert_resources(conn: Connection, rows: list[dict]) -> list[int]:
-    """Insert new ``resources`` rows (dicts of the columns but ``pk``); their pks, in
-    order. Used by the Writer and by the audit store.
-
-    SQLite: this transaction holds the database's write lock, so no other writer
-    can take a pk meanwhile; the rows are numbered here, after the largest pk, and
-    inserted in one driver executemany -- SQLAlchemy's batched INSERT … RETURNING
-    with its order sentinel was a tenth of the time the write lock is held.
-    PostgreSQL: writers run concurrently, so the sequence numbers them (RETURNING)."""
-    if conn.dialect.name != "sqlite":
-        return [r[0] for r in conn.execute(_INSERT_RESOURCES, rows)]
-    with driver_sql.cursor(conn.engine, conn) as cursor:
-        first = cursor.execute(_NEXT_PK).fetchone()[0]
-        pks = list(range(first, first + len(rows)))
-        cursor.executemany(
-            insert_sql(resources.name, "?"),
-            [(pk, *_RESOURCE_VALUES(r)) for pk, r in zip(pks, rows, strict=True)],
-        )
-    return pks
-
-
 _CURRENT_VERSION_ROW = and_(
     versions.c.res_type == resources.c.res_type,
     versions.c.res_id == resources.c.res_id,
@@ -365,73 +334,6 @@ _CURRENT_VERSION_ROW = and_(
 _MOVE_POINTER = update(resources).where(
     resources.c.pk == bindparam("b_pk"), resources.c.version_id == bindparam("b_version")
 )
-
-
-# Columns the writer fills, per table (indexer.index_rows yields all but resource_pk;
-# the tables' own keys -- but the pk of ``resources`` rows numbered under SQLite's
-# write lock (insert_resources) -- and the journal's batch columns are left to the
-# database).
-_ROW_COLUMNS = {
-    "resources": (
-        "pk",
-        "res_type",
-        "res_id",
-        "version_id",
-        "last_updated_us",
-        "deleted",
-        "key_scope",
-        "head",
-    ),
-    "resource_versions": (
-        "res_type",
-        "res_id",
-        "version_id",
-        "last_updated_us",
-        "deleted",
-        "method",
-        "key_scope",
-        "sealed",
-        "leaf",
-        "link",
-    ),
-    "anchor_journal": ("res_type", "res_id", "version_id", "leaf", "created_us"),
-    **{name: ("resource_pk", *fields) for name, fields in ROW_FIELDS.items()},
-    "resource_compartments": ("resource_pk", "patient_id"),
-}
-
-
-# A resources row dict -> its values after pk, in _ROW_COLUMNS order.
-_RESOURCE_VALUES = itemgetter(*_ROW_COLUMNS["resources"][1:])
-
-
-@cache
-def insert_sql(table_name: str, marker: str) -> str:
-    """``INSERT`` of the :data:`_ROW_COLUMNS` of ``table_name`` in the driver's
-    paramstyle (``marker``: ``?`` or ``%s``)."""
-    columns = _ROW_COLUMNS[table_name]
-    # Table and column names come from the constant above, never from input.
-    return (
-        f"INSERT INTO {table_name} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(marker for _ in columns)})"
-    )
-
-
-def index_row_tuples(pk: int, tables: dict[str, list[tuple]]) -> Iterator[tuple[str, list[tuple]]]:
-    """``(table name, rows as tuples in _ROW_COLUMNS order)`` of ``index_rows`` output."""
-    for name, rows in tables.items():
-        yield name, [(pk, *row) for row in rows]
-
-
-def _bulk_insert(conn: Connection, table_name: str, rows: list[tuple]) -> None:
-    """executemany straight on the driver cursor, within the same transaction.
-
-    Index rows are plain ints, strings and bytes that need no SQLAlchemy type
-    processing; skipping its per-row parameter handling (and building tuples,
-    not dicts) halves the cost of storing tens of thousands of blind-index rows
-    per Bundle.
-    """
-    with driver_sql.cursor(conn.engine, conn) as cursor:
-        cursor.executemany(insert_sql(table_name, driver_sql.marker(conn.dialect)), rows)
 
 
 def _index_tables():

@@ -157,28 +157,6 @@ def test_caching_blind_gives_the_same_rows_on_every_call(blind):
         assert index_rows(resource, cached) == plain  # from the cache this time
 
 
-def test_writer_bulk_insert_columns_match_the_schema():
-    # The writer inserts rows as tuples in these column orders: every column must
-    # exist, and every NOT NULL column without a default must be among them.
-    from fhir_server.storage import writer
-    from fhir_server.storage.db import metadata
-
-    for name, columns in writer._ROW_COLUMNS.items():
-        table = metadata.tables[name]
-        assert set(columns) <= set(table.columns.keys()), name
-        required = {
-            c.name
-            for c in table.columns
-            if not c.nullable
-            and c.default is None
-            and c.autoincrement is not True
-            and not c.primary_key
-        }
-        assert required <= set(columns), (name, required - set(columns))
-        if name.startswith("sidx_"):  # index rows: pk first, then index_rows' keys
-            assert columns == tuple(table.columns.keys())
-
-
 def test_terminology_digests_are_the_same_digests_and_never_hold_identifiers(blind):
     from fhir_server.search.indexer import TerminologyDigests
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import insert, text
 
 from fhir_server.storage import wal_checkpoint
-from fhir_server.storage.db import create_schema, make_engine, node_settings
+from fhir_server.storage.db import make_engine, node_settings
+from fhir_server.storage.schema import create_schema
 
 
 def _wait_for(condition, seconds: float = 10.0) -> bool:

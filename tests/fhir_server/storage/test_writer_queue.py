@@ -1,4 +1,4 @@
-"""SQLite writers queue on an OS file lock (db.WriterQueue) before BEGIN IMMEDIATE."""
+"""SQLite writers queue on an OS file lock (writer_queue.WriterQueue) before BEGIN IMMEDIATE."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import time
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from fhir_server.storage import db
+from fhir_server.storage import db, writer_queue
 
 
 def test_writers_of_two_threads_take_turns(tmp_path):
-    queue = db.WriterQueue(str(tmp_path / "node.db"))
+    queue = writer_queue.WriterQueue(str(tmp_path / "node.db"))
     inside, overlaps = [], []
 
     def write(n: int) -> None:
@@ -33,7 +33,7 @@ def test_writers_of_two_threads_take_turns(tmp_path):
     assert overlaps == []
 
 
-def _hold(queue: db.WriterQueue, ready, release) -> None:
+def _hold(queue: writer_queue.WriterQueue, ready, release) -> None:
     with queue.turn():  # the parent's queue object, inherited through fork
         ready.set()
         release.wait(10)
@@ -41,7 +41,7 @@ def _hold(queue: db.WriterQueue, ready, release) -> None:
 
 def test_another_process_waits_for_the_turn(tmp_path):
     path = str(tmp_path / "node.db")
-    queue = db.WriterQueue(path)
+    queue = writer_queue.WriterQueue(path)
     queue._handle()  # opened before the fork: the child must not share this open file
     ctx = multiprocessing.get_context("fork")
     ready, release = ctx.Event(), ctx.Event()
@@ -59,8 +59,8 @@ def test_another_process_waits_for_the_turn(tmp_path):
 
 
 def test_a_writer_nested_in_another_on_one_thread_fails_instead_of_hanging(tmp_path, monkeypatch):
-    monkeypatch.setattr(db, "WRITE_LOCK_TIMEOUT_S", 0.2)
-    queue = db.WriterQueue(str(tmp_path / "node.db"))
+    monkeypatch.setattr(writer_queue, "WRITE_LOCK_TIMEOUT_S", 0.2)
+    queue = writer_queue.WriterQueue(str(tmp_path / "node.db"))
     with queue.turn(), pytest.raises(OperationalError), queue.turn():
         pass
 
