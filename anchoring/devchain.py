@@ -5,7 +5,10 @@ Only for development and tests; production nodes talk to Besu QBFT via ChainClie
 
 from __future__ import annotations
 
+import ctypes
 import json
+import platform
+import signal
 import socket
 import subprocess
 import time
@@ -15,8 +18,30 @@ from types import TracebackType
 
 from anchoring.contracts.build import REPO_ROOT
 
-ANVIL_BIN = REPO_ROOT / "node_modules" / ".bin" / "anvil"
 STATE_FILE = "anvil-state.json"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _anvil_binary() -> Path:
+    """anvil's own executable where npm installed the platform's package, else npm's
+    ``node`` wrapper (which runs it as a child: two processes to stop instead of one)."""
+    machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine())
+    system = platform.system().lower()
+    own = REPO_ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{machine}" / "bin" / "anvil"
+    return own if own.is_file() else REPO_ROOT / "node_modules" / ".bin" / "anvil"
+
+
+ANVIL_BIN = _anvil_binary()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started anvil dies, even
+    by SIGKILL, so that no chain outlives its node (Linux; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 class DevChainError(RuntimeError):
@@ -93,7 +118,12 @@ class DevChain:
         argv += ["--state", str(self.state_file), "--state-interval", str(self.state_interval)]
         argv += ["--chain-id", "31337", "--silent"]
         log = (self.data_dir / "anvil.log").open("ab")
-        self._proc = subprocess.Popen(argv, stdout=log, stderr=log)  # noqa: S603
+        self._proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+            argv,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
         log.close()  # the child keeps its own descriptor
         self.port = port
         deadline = time.monotonic() + self.startup_timeout
