@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from anchoring.devchain import anvil_available
-from fhir_server.demo import StopSignals
+from fhir_server.demo.run import StopSignals
 
 PHRX = Path(sys.executable).parent / "phrx"
 

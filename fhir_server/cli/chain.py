@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from anchoring import defaults as anchor_defaults
-from fhir_server.cli_options import DATA_DIR, DATABASE_URL
+from fhir_server.cli.options import DATA_DIR, DATABASE_URL
 
 
 def _stop_on_signal() -> threading.Event:

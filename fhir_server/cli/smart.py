@@ -1,4 +1,4 @@
-"""Operator commands: ``phrx users ...``, ``phrx clients ...`` and ``phrx token``.
+"""SMART operator commands: ``phrx users ...``, ``phrx clients ...`` and ``phrx token``.
 
 ``phrx token`` is operator tooling: it prints a short-lived access token for
 scripts, recorded (jti, client, user, scope) like every other token, so it can
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from fhir_server.cli_options import DATA_DIR, DATABASE_URL
+from fhir_server.cli.options import DATA_DIR, DATABASE_URL
 
 
 @contextmanager
@@ -173,7 +173,4 @@ def token(data_dir, database_url, scope, client_id, username, patient, base_url,
         click.echo(token)
 
 
-def register(main: click.Group) -> None:
-    main.add_command(users)
-    main.add_command(clients)
-    main.add_command(token)
+COMMANDS = [users, clients, token]

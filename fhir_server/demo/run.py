@@ -1,5 +1,5 @@
 """``phrx demo``: one node on embedded defaults (SQLite + local anvil chain), the study's
-scenario checked step by step (see :mod:`fhir_server.demo_scenario`).
+scenario checked step by step (see :mod:`fhir_server.demo.scenario`).
 
 The exit status is 0 only if every step behaved.
 """
@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from fhir_server.demo_scenario import Scenario
+from fhir_server.demo.scenario import Scenario
 
 
 class DemoAdmin:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from fhir_server.cli_options import DATABASE_URL, data_dir_option
+from fhir_server.cli.options import DATABASE_URL, data_dir_option
 from fhir_server.errors import BadRequest
 
 
@@ -131,3 +131,6 @@ def format_summary(parameters: dict) -> str:
         )
     lines += [f"warning: {p['valueString']}" for p in params if p["name"] == "warning"]
     return "\n".join(lines)
+
+
+COMMANDS = [import_mhb_command]
