@@ -21,7 +21,8 @@ from sqlalchemy import create_engine, insert, text
 
 from fhir_server.search.indexer import ROW_FIELDS, index_rows
 from fhir_server.search.tables import ALL_TABLES
-from fhir_server.storage.db import create_schema, make_engine, resources
+from fhir_server.storage.db import make_engine, resources
+from fhir_server.storage.schema import create_schema
 from vault.blind import BlindIndex
 
 REPO = Path(__file__).resolve().parents[2]
