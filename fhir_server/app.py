@@ -11,20 +11,20 @@ from werkzeug.exceptions import HTTPException
 
 from fhir_server.api.audit_hook import end_request, record_audit
 from fhir_server.api.http import fhir_response
+from fhir_server.api.smart import init_smart
 from fhir_server.errors import FHIRError, Issue, operation_outcome
 from fhir_server.node import Node, NodeConfig
-from fhir_server.smart import init_app as init_smart
 
 log = logging.getLogger("phrx")
 
 # The interpreter's default. web3 imports py_ecc, which raises the recursion limit to
 # 100,000 for its own deep recursion (pairings this node never computes; py-evm, the
 # in-process chain of the tests, raises it to 12,288). C code that recurses once per
-# level -- json.loads, repr and == of nested lists -- then overflows the C stack
-# (8 MB for a gunicorn worker's threads) long before RecursionError is raised: 100,000
-# nested "[" killed a worker with SIGSEGV (issue #14). Request bodies are bounded
-# before parsing (fastjson.parse); this limit keeps every other recursion an
-# exception. The test suite passes with it.
+# level -- json.loads, repr and == of nested lists -- then overflows the C stack (a
+# gunicorn worker's threads get 8 MB here) long before RecursionError is raised:
+# 100,000 nested "[" killed a worker with SIGSEGV (issue #14), and so did a deep MHB
+# JSON export. Request bodies are bounded before parsing (fastjson.parse); this limit
+# keeps every other recursion an exception. The test suite passes with it.
 RECURSION_LIMIT = 1000
 
 _HTTP_ISSUE_CODES = {
@@ -87,19 +87,13 @@ def import_everything() -> None:
 
 
 def _blueprints() -> list:
-    from fhir_server.api.consent_routes import bp as consent_bp
-    from fhir_server.api.import_routes import bp as import_bp
-    from fhir_server.api.integrity import bp as integrity_bp
-    from fhir_server.api.operations import bp as operations_bp
+    from fhir_server.api.operations import blueprints as operation_blueprints
     from fhir_server.api.rest import bp as rest_bp
     from fhir_server.api.system import bp as system_bp
 
     return [
         system_bp,
-        operations_bp,
-        integrity_bp,  # $anchor / $verify, before the generic REST rules
-        import_bp,  # Patient/{id}/$import-mhb
-        consent_bp,  # Patient/{id}/$summary, $erase, $share
+        *operation_blueprints(),  # every $operation and OperationDefinition, before REST
         rest_bp,
     ]
 

@@ -1,11 +1,11 @@
 """Resource-server side of SMART: bearer-token authentication and scope checks.
 
-Flask-free. ``TokenVerifier.authenticate(header)`` (or the module function
-:func:`authenticate`) turns an ``Authorization`` header into an
-:class:`AccessContext`, raising :class:`~fhir_server.errors.Unauthorized` with a
-``WWW-Authenticate`` challenge (RFC 6750 section 3). ``AccessContext.require``
-raises :class:`~fhir_server.errors.Forbidden` when no granted scope permits an
-interaction (SMART App Launch 2.2 scopes-and-launch-context.html).
+Framework-free. ``TokenVerifier.authenticate(header, audience)`` turns an
+``Authorization`` header into an :class:`AccessContext`, raising
+:class:`~fhir_server.errors.Unauthorized` with a ``WWW-Authenticate`` challenge
+(RFC 6750 section 3). ``AccessContext.require`` raises
+:class:`~fhir_server.errors.Forbidden` when no granted scope permits an interaction
+(SMART App Launch 2.2 scopes-and-launch-context.html).
 """
 
 from __future__ import annotations
@@ -104,15 +104,14 @@ class TokenVerifier:
     """Verifies this node's access tokens: RS256 signature, issuer, audience,
     expiry, and the server-side record (so revocation takes effect at once)."""
 
-    def __init__(self, signing_key: SigningKey, token_store, audience: str | None = None):
+    def __init__(self, signing_key: SigningKey, token_store):
         self.key = signing_key
         self.tokens = token_store
-        self.audience = audience
 
-    def authenticate(
-        self, authorization_header: str | None, audience: str | None = None
-    ) -> AccessContext:
-        audience = (audience or self.audience or "").rstrip("/")
+    def authenticate(self, authorization_header: str | None, audience: str) -> AccessContext:
+        """The context of the bearer token in ``authorization_header``, issued by and
+        for ``audience`` (this server's FHIR base URL)."""
+        audience = (audience or "").rstrip("/")
         if not authorization_header:
             raise _unauthorized("A bearer access token is required.", error=None)
         kind, _, token = authorization_header.strip().partition(" ")
@@ -151,13 +150,6 @@ class TokenVerifier:
             expires_at=exp,
             context=dict(record.context),
         )
-
-
-def authenticate(
-    authorization_header: str | None, verifier: TokenVerifier, audience: str | None = None
-) -> AccessContext:
-    """Module-level form of :meth:`TokenVerifier.authenticate`."""
-    return verifier.authenticate(authorization_header, audience)
 
 
 def _unauthorized(message: str, error: str | None = "invalid_token") -> Unauthorized:

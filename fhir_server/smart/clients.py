@@ -81,10 +81,6 @@ class Client(ClientMixin):
             return grant_type == "client_credentials"
         return grant_type in ("authorization_code", "refresh_token")
 
-    @property
-    def is_public(self) -> bool:
-        return self.kind == "public"
-
 
 class ClientStore:
     def __init__(self, engine: Engine):

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-CONTEXTS = ("patient", "user", "system")
 PERMISSION_ORDER = "cruds"
 V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
 # Scopes that name no resource type, in the order discovery lists them.

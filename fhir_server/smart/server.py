@@ -1,8 +1,13 @@
-"""The authlib authorization server of a node, plus RFC 7662 / RFC 7009 endpoints."""
+"""The authlib authorization server of a node, plus RFC 7662 / RFC 7009 endpoints.
+
+Framework-free: the HTTP adapter subclasses :class:`SmartAuthorizationServer` with
+authlib's request and response binding for its web framework
+(``create_oauth2_request``, ``create_json_request``, ``handle_response``).
+"""
 
 from __future__ import annotations
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint

@@ -1,6 +1,6 @@
 """Token-use AuditEvents (IHE BALP): who got which token, for which client and scopes.
 
-Flask-free. Wired into :class:`~fhir_server.smart.tokens.TokenStore` by
+Framework-free. Wired into :class:`~fhir_server.smart.tokens.TokenStore` by
 :class:`~fhir_server.smart.service.SmartService`: issuing (every grant, and
 ``phrx token``) and revoking (RFC 7009) a token store an AuditEvent in the same
 transaction that records the token, so no token exists without its record.

@@ -109,10 +109,6 @@ class UserStore:
         self._update(username, failed_logins=0, locked_until_us=0)
         return _user(row)
 
-    def needs_totp(self, username: str) -> bool:
-        user = self.get(username)
-        return bool(user and user.totp_enabled)
-
     def enable_totp(self, username: str) -> str:
         """Give a practitioner (or admin) a TOTP seed; returns it for the authenticator app."""
         user = self.get(username)

@@ -94,7 +94,7 @@ def test_forbidden_renders_403(smart_client, flow):
     with smart_client.application.test_request_context(
         "/fhir/Patient/p1", headers={"Authorization": f"Bearer {token['access_token']}"}
     ):
-        from fhir_server.smart.flask_hook import authenticate_request
+        from fhir_server.api.smart.bearer_hook import authenticate_request
 
         authenticate_request()
         assert g.access.patient == "p1"

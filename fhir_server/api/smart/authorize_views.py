@@ -4,45 +4,30 @@ SMART App Launch 2.2 app-launch.html#obtain-authorization-code)."""
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from flask import abort, redirect, request, session
+from flask import redirect, request
 
-from fhir_server import ids
-from fhir_server.smart import pages, scopes
+from fhir_server.api.smart import pages
+from fhir_server.api.smart.blueprint import bp, smart
+from fhir_server.api.smart.user_session import (
+    auth_time,
+    check_csrf,
+    csrf_token,
+    current_user,
+    sign_in,
+    sign_out,
+)
+from fhir_server.smart import scopes
 from fhir_server.smart.discovery import endpoints
 from fhir_server.smart.grants import Approval
 from fhir_server.smart.tokens import Subject
 from fhir_server.smart.users import LoginFailed, User
-from fhir_server.smart.views import bp, smart
 
 AUTHORIZE_PATH = "/fhir/auth/authorize"
 LOGIN_PATH = "/fhir/auth/login"
-SESSION_MAX_AGE_S = 8 * 3600
 _DECISION_FIELDS = {"csrf_token", "decision", "approved_scope", "patient"}
-
-
-def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return session["csrf"]
-
-
-def check_csrf() -> None:
-    sent = request.form.get("csrf_token", "")
-    if not (session.get("csrf") and hmac.compare_digest(sent, session["csrf"])):
-        abort(400, "The form expired; go back and try again.")
-
-
-def current_user() -> User | None:
-    username = session.get("user")
-    auth_time = session.get("auth_time", 0)
-    if not username or auth_time + SESSION_MAX_AGE_S < ids.now_us() // 10**6:
-        return None
-    return smart().service.users.get(username)
 
 
 @bp.route("/auth/login", methods=["GET", "POST"])
@@ -63,10 +48,7 @@ def login():
         )
     except LoginFailed as failure:
         return pages.login_page(action, csrf_token(), next_url, str(failure), status=401)
-    session.clear()  # fresh session on sign-in (no fixation)
-    session["user"] = user.username
-    session["auth_time"] = ids.now_us() // 10**6
-    csrf_token()
+    sign_in(user)  # a fresh session (no fixation)
     if next_url:
         return redirect(next_url)
     return pages.error_page(f"Signed in as {user.username}.", status=200)
@@ -75,7 +57,7 @@ def login():
 @bp.post("/auth/logout")
 def logout():
     check_csrf()
-    session.clear()
+    sign_out()
     return pages.error_page("Signed out.", status=200)
 
 
@@ -132,7 +114,7 @@ def _decide(server, grant, user: User, requested, context, choose_patient):
         username=user.username,
         fhir_user=user.fhir_user,
         context=context,
-        auth_time=session.get("auth_time"),
+        auth_time=auth_time(),
         nonce=grant.request.payload.data.get("nonce"),
     )
     return server.create_authorization_response(

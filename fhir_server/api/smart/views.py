@@ -1,29 +1,18 @@
-"""Flask blueprint of the SMART authorization server: discovery, token, introspection,
+"""Flask views of the SMART authorization server: discovery, token, introspection,
 revocation, JWKS, and the portal's launch endpoint. Thin: the logic is in authlib
-(configured in :mod:`.server`) and in the framework-free stores."""
+(configured in :mod:`fhir_server.smart.server`) and in the framework-free stores."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, session
+from urllib.parse import urlencode
+
+from flask import Response, jsonify, request, session
 
 from fhir_server.api.http import base_url
+from fhir_server.api.smart.blueprint import NO_STORE, bp, cors, smart
+from fhir_server.api.smart.user_session import check_csrf, current_user
 from fhir_server.errors import BadRequest, Forbidden, Unauthorized
 from fhir_server.smart.discovery import smart_configuration
-
-bp = Blueprint("smart", __name__, url_prefix="/fhir")
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def smart():
-    return current_app.extensions["phrx.smart"]
-
-
-def _cors(response: Response) -> Response:
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Accept"
-    response.headers["Access-Control-Max-Age"] = "600"
-    return response
 
 
 @bp.route("/.well-known/smart-configuration", methods=["GET", "OPTIONS"])
@@ -31,14 +20,14 @@ def smart_config():
     """JSON whatever the Accept header says (App Launch 2.2 conformance.html)."""
     response = jsonify(smart_configuration(base_url()))
     response.headers["Cache-Control"] = "public, max-age=300"
-    return _cors(response)
+    return cors(response)
 
 
 @bp.get("/auth/jwks")
 def jwks():
     response = jsonify(smart().service.signing_key.jwks())
     response.headers["Cache-Control"] = "public, max-age=3600"
-    return _cors(response)
+    return cors(response)
 
 
 @bp.get("/auth/smart-style.json")
@@ -55,33 +44,33 @@ def smart_style():
         "font_family_body": "system-ui, sans-serif",
         "font_family_heading": "system-ui, sans-serif",
     }
-    return _cors(jsonify(style))
+    return cors(jsonify(style))
 
 
 def _oauth_response(response: Response) -> Response:
     for name, value in NO_STORE.items():
         response.headers[name] = value
-    return _cors(response)
+    return cors(response)
 
 
 @bp.route("/auth/token", methods=["POST", "OPTIONS"])
 def token():
     if request.method == "OPTIONS":
-        return _cors(Response(status=204))
+        return cors(Response(status=204))
     return _oauth_response(smart().server.create_token_response())
 
 
 @bp.route("/auth/introspect", methods=["POST", "OPTIONS"])
 def introspect():
     if request.method == "OPTIONS":
-        return _cors(Response(status=204))
+        return cors(Response(status=204))
     return _oauth_response(smart().server.create_endpoint_response("introspection"))
 
 
 @bp.route("/auth/revoke", methods=["POST", "OPTIONS"])
 def revoke():
     if request.method == "OPTIONS":
-        return _cors(Response(status=204))
+        return cors(Response(status=204))
     return _oauth_response(smart().server.create_endpoint_response("revocation"))
 
 
@@ -90,10 +79,6 @@ def launch():
     """The portal's EHR launch: a signed-in practitioner (or admin, or a patient for
     themselves) gets a launch id bound to patient/encounter context, and the app's
     launch URL to open (``iss`` + ``launch`` appended) when ``launch_uri`` is given."""
-    from urllib.parse import urlencode
-
-    from fhir_server.smart.authorize_views import check_csrf, current_user
-
     user = current_user()
     if user is None:
         raise Unauthorized("Sign in to the portal first.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import current_app, g, request
 
 from fhir_server.api.http import base_url
+from fhir_server.api.smart.blueprint import EXTENSION
 
 FHIR_PREFIX = "/fhir"
 PUBLIC_PATHS = ("/fhir/metadata",)
@@ -32,5 +33,5 @@ def authenticate_request() -> None:
         return
     if is_public(path) or request.method == "OPTIONS":
         return
-    verifier = current_app.extensions["phrx.smart"].verifier
+    verifier = current_app.extensions[EXTENSION].verifier
     g.access = verifier.authenticate(request.headers.get("Authorization"), audience=base_url())
