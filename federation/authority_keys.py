@@ -43,8 +43,8 @@ def parse_encryption_key(raw: bytes) -> object | None:
     if raw.lstrip().startswith(b"{"):
         try:
             key = public_key_from_jwk(json.loads(raw))
-        except (KeyError, TypeError, ValueError) as error:
-            raise VaultError(f"encryption key JWK is malformed: {error!r}") from None
+        except (KeyError, TypeError, ValueError, RecursionError) as error:
+            raise VaultError(f"encryption key JWK is malformed: {type(error).__name__}") from None
     elif raw.lstrip().startswith(b"-----BEGIN"):
         key = public_key_from_pem(raw)
     else:

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from anchoring import defaults as anchor_defaults
+from fhir_server import fastjson
 from fhir_server.cli.options import DATA_DIR, DATABASE_URL
 
 
@@ -74,7 +75,10 @@ def verify_file(file, chain_url, as_json) -> None:
     """Verify a downloaded Bundle (with its Provenance proofs) offline: chain access only."""
     from anchoring.offline import verify_bundle
 
-    bundle = json.loads(file.read_text())
+    try:
+        bundle = fastjson.parse(file.read_bytes())
+    except ValueError as error:  # not JSON, or nested too deeply to be a Bundle
+        raise click.ClickException(f"{file}: not a FHIR JSON Bundle ({error})") from None
     results = verify_bundle(bundle, chain_url)
     if as_json:
         click.echo(json.dumps([r.to_parameters() for r in results], indent=2))

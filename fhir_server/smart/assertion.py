@@ -9,7 +9,6 @@ most five minutes ahead, and a ``jti`` is never accepted twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -22,11 +21,14 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from fhir_server import fastjson
+
 ALGORITHMS = ["RS384", "ES384"]
 MAX_LIFETIME_S = 300
 CLOCK_SKEW_S = 10
 JWKS_TIMEOUT_S = 5
 JWKS_MAX_BYTES = 256 * 1024
+JWKS_MAX_DEPTH = 8  # a JWKS is an object of a list of key objects (x5c lists inside)
 JWKS_DEFAULT_TTL_S = 300
 JWKS_MAX_TTL_S = 24 * 3600
 log = logging.getLogger("phrx.smart")
@@ -49,7 +51,12 @@ class JwksCache:
         body = response.raw.read(JWKS_MAX_BYTES + 1, decode_content=True)
         if response.status_code != 200 or len(body) > JWKS_MAX_BYTES:
             raise InvalidClientError(description="The client's JWKS URL did not serve a JWKS.")
-        jwks = json.loads(body)
+        try:
+            jwks = fastjson.parse(body, max_depth=JWKS_MAX_DEPTH)
+        except ValueError:  # not JSON, or nested deeper than any JWKS is
+            raise InvalidClientError(
+                description="The client's JWKS URL did not serve a JWKS."
+            ) from None
         ttl = cache_ttl(response.headers.get("Cache-Control", ""))
         if ttl > 0:
             with self._lock:

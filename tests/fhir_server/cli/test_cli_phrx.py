@@ -310,3 +310,12 @@ def test_settle_heap_freezes_what_is_loaded_and_keeps_collecting_cycles():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_verify_refuses_a_deeply_nested_file_in_one_line(phrx_bin, tmp_path):
+    hostile = tmp_path / "deep.json"
+    hostile.write_text("[" * 100_000)
+    result = run(phrx_bin, "verify", str(hostile), "--chain", "http://127.0.0.1:9")
+    assert result.returncode == 1, result.stderr[-500:]
+    assert result.stderr.strip().count("\n") == 0
+    assert "not a FHIR JSON Bundle" in result.stderr
