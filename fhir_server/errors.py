@@ -1,14 +1,24 @@
 """The one exception hierarchy of PHRX, rendered once as a FHIR OperationOutcome.
 
-Flask-free: every core package raises these; the HTTP adapter maps them to a
-status code and an OperationOutcome body (FHIR R4 http.html#2.21.0.6 and
-operationoutcome.html). Diagnostics never carry stack traces or secrets.
+Flask-free: the node's packages raise these; the cores (vault, validators,
+mhb_import, ...) raise their own, translated here where the node calls them
+(``from_mhb``). The HTTP adapter maps each to a status code and an OperationOutcome
+body (FHIR R4 http.html#2.21.0.6 and operationoutcome.html). Diagnostics never
+carry stack traces or secrets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from mhb_import.errors import (
+    MhbError,
+    MhbInvalid,
+    MhbTooLarge,
+    MhbUnexpectedStructure,
+    MhbUnsupported,
+)
 
 
 @dataclass(frozen=True)
@@ -164,3 +174,19 @@ class AuditFailure(FHIRError):
 
     status = 500
     code = "exception"
+
+
+def from_mhb(error: MhbError) -> FHIRError:
+    """The FHIR error of an MHB importer error (the importer owns its errors)."""
+    for kind, fhir in _MHB_ERRORS:
+        if isinstance(error, kind):
+            return fhir(str(error))
+    return BadRequest(str(error))
+
+
+_MHB_ERRORS = (
+    (MhbTooLarge, PayloadTooLarge),
+    (MhbUnsupported, UnsupportedMediaType),
+    (MhbUnexpectedStructure, BusinessRule),
+    (MhbInvalid, BadRequest),
+)

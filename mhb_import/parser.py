@@ -21,7 +21,7 @@ from typing import Any
 
 from lxml import etree
 
-from fhir_server.errors import BadRequest, BusinessRule, PayloadTooLarge, UnsupportedMediaType
+from mhb_import.errors import MhbInvalid, MhbTooLarge, MhbUnexpectedStructure, MhbUnsupported
 
 from .gcpause import gc_paused
 from .spec import BDATA_FIELDS, CHILD_KEY, FIELDS, IGNORED_SECTIONS, NO_DATA, SECTIONS
@@ -77,12 +77,12 @@ def parse_export(
 ) -> MhbExport:
     limits = limits or ParseLimits()
     if not isinstance(data, bytes | bytearray):
-        raise BadRequest("MHB export must be bytes")
+        raise MhbInvalid("MHB export must be bytes")
     data = bytes(data)
     if len(data) > limits.max_bytes:
-        raise PayloadTooLarge(f"MHB export exceeds the {limits.max_bytes} byte limit")
+        raise MhbTooLarge(f"MHB export exceeds the {limits.max_bytes} byte limit")
     if not data.strip():
-        raise BadRequest("MHB export is empty")
+        raise MhbInvalid("MHB export is empty")
     sha = hashlib.sha256(data).hexdigest()
     container = "plain"
     warnings: list[str] = []
@@ -111,18 +111,18 @@ def _unzip(data: bytes, password: str | None, limits: ParseLimits):  # noqa: PLR
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError) as exc:
-        raise BadRequest("the zip archive is damaged or truncated") from exc
+        raise MhbInvalid("the zip archive is damaged or truncated") from exc
     if len(infos) > limits.max_zip_entries:
-        raise PayloadTooLarge(f"zip has {len(infos)} entries (limit {limits.max_zip_entries})")
+        raise MhbTooLarge(f"zip has {len(infos)} entries (limit {limits.max_zip_entries})")
     total = 0
     for info in infos:
         total += info.file_size
         if info.file_size > limits.max_bytes or total > limits.max_bytes:
-            raise PayloadTooLarge("zip content exceeds the uncompressed size limit")
+            raise MhbTooLarge("zip content exceeds the uncompressed size limit")
         if info.file_size > 1024 * 1024 and (
             info.file_size > limits.max_compression_ratio * max(info.compress_size, 1)
         ):
-            raise PayloadTooLarge("zip compression ratio is implausibly high (zip bomb?)")
+            raise MhbTooLarge("zip compression ratio is implausibly high (zip bomb?)")
     candidates = [
         i
         for i in infos
@@ -131,7 +131,7 @@ def _unzip(data: bytes, password: str | None, limits: ParseLimits):  # noqa: PLR
         and i.filename.lower().endswith((".json", ".xml"))
     ]
     if not candidates:
-        raise UnsupportedMediaType("the zip contains no .json or .xml MHB file")
+        raise MhbUnsupported("the zip contains no .json or .xml MHB file")
     candidates.sort(key=lambda i: (not i.filename.lower().endswith(".json"), i.filename))
     chosen = candidates[0]
     if len(candidates) > 1:
@@ -142,25 +142,25 @@ def _unzip(data: bytes, password: str | None, limits: ParseLimits):  # noqa: PLR
     if encrypted:
         container = "zip-aes" if aes else "zip-zipcrypto"
         if password is None:
-            raise BadRequest("the zip is password-protected: a password is required")
+            raise MhbInvalid("the zip is password-protected: a password is required")
     pwd = password.encode("utf-8") if password is not None else None
     if aes or (encrypted and pyzipper is not None):
         if pyzipper is None:
-            raise UnsupportedMediaType("AES-encrypted zips need the optional pyzipper package")
+            raise MhbUnsupported("AES-encrypted zips need the optional pyzipper package")
         zf = pyzipper.AESZipFile(io.BytesIO(data))
     try:
         with zf.open(chosen.filename, pwd=pwd) as fh:
             payload = fh.read(limits.max_bytes + 1)
     except RuntimeError as exc:  # zipfile / pyzipper: "Bad password for file"
-        raise BadRequest("wrong password for the encrypted zip") from exc
+        raise MhbInvalid("wrong password for the encrypted zip") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         if encrypted:
-            raise BadRequest("wrong password for the encrypted zip") from exc
-        raise BadRequest("the zip archive is damaged or truncated") from exc
+            raise MhbInvalid("wrong password for the encrypted zip") from exc
+        raise MhbInvalid("the zip archive is damaged or truncated") from exc
     if len(payload) > limits.max_bytes:
-        raise PayloadTooLarge("zip entry exceeds the uncompressed size limit")
+        raise MhbTooLarge("zip entry exceeds the uncompressed size limit")
     if payload[:2] == b"PK":
-        raise UnsupportedMediaType("nested archives are not accepted")
+        raise MhbUnsupported("nested archives are not accepted")
     return payload, container, chosen.filename.rsplit("/", 1)[-1], warnings
 
 
@@ -171,24 +171,24 @@ def _sniff(payload: bytes) -> tuple[str, str]:
     if payload.startswith(BOM):
         payload = payload[len(BOM) :]
     if payload[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise UnsupportedMediaType("UTF-16 files are not MHB exports (expected UTF-8)")
+        raise MhbUnsupported("UTF-16 files are not MHB exports (expected UTF-8)")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadRequest("the MHB file is not valid UTF-8") from exc
+        raise MhbInvalid("the MHB file is not valid UTF-8") from exc
     head = text.lstrip()[:1]
     if head in ("{", "["):
         return "json", text
     if head == "<":
         return "xml", text
-    raise UnsupportedMediaType("content is neither JSON, XML nor a zip archive")
+    raise MhbUnsupported("content is neither JSON, XML nor a zip archive")
 
 
 # --------------------------------------------------------------------------- json
 
 
 def _reject_constant(name: str):
-    raise BadRequest(f"JSON constant {name} is not allowed")
+    raise MhbInvalid(f"JSON constant {name} is not allowed")
 
 
 def _pairs_hook(pairs):
@@ -196,7 +196,7 @@ def _pairs_hook(pairs):
     for key, value in pairs:
         norm = _norm_key(key)
         if norm in out:
-            raise BadRequest("JSON object has a duplicate key")
+            raise MhbInvalid("JSON object has a duplicate key")
         out[norm] = value
     return out
 
@@ -207,22 +207,24 @@ _BRACKET_RE = re.compile(r"[\[\]{}]")
 
 def _load_json(text: str, limits: ParseLimits) -> Any:
     depth = 0
-    # cheap structural depth bound before the recursive parser runs
-    skeleton = _JSON_STRING_RE.sub("", text[: 4 * 1024 * 1024])
+    # structural depth bound before the recursive parser runs (the whole text: a
+    # process that imported web3 runs with a recursion limit of 100,000, deep
+    # enough for json.loads to overflow the C stack before RecursionError)
+    skeleton = _JSON_STRING_RE.sub("", text)
     for m in _BRACKET_RE.finditer(skeleton):
         ch = m.group()
         if ch in "[{":
             depth += 1
             if depth > limits.max_depth:
-                raise BadRequest(f"JSON nesting is deeper than {limits.max_depth} levels")
+                raise MhbInvalid(f"JSON nesting is deeper than {limits.max_depth} levels")
         elif ch in "]}":
             depth -= 1
     try:
         doc = json.loads(text, object_pairs_hook=_pairs_hook, parse_constant=_reject_constant)
     except RecursionError as exc:
-        raise BadRequest("JSON nesting is too deep") from exc
+        raise MhbInvalid("JSON nesting is too deep") from exc
     except json.JSONDecodeError as exc:
-        raise BadRequest(
+        raise MhbInvalid(
             f"the JSON is malformed or truncated (line {exc.lineno}, column {exc.colno})"
         ) from exc
     _check_depth(doc, limits.max_depth)
@@ -234,7 +236,7 @@ def _check_depth(doc: Any, max_depth: int) -> None:
     while stack:
         node, d = stack.pop()
         if d > max_depth:
-            raise BadRequest(f"nesting is deeper than {max_depth} levels")
+            raise MhbInvalid(f"nesting is deeper than {max_depth} levels")
         if isinstance(node, dict):
             stack.extend((v, d + 1) for v in node.values())
         elif isinstance(node, list):
@@ -248,7 +250,7 @@ _DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 
 def _load_xml(payload: bytes, text: str, limits: ParseLimits) -> Any:
     if _DTD_RE.search(text):
-        raise BadRequest("XML with a DOCTYPE or entity declaration is refused")
+        raise MhbInvalid("XML with a DOCTYPE or entity declaration is refused")
     body = payload[len(BOM) :] if payload.startswith(BOM) else payload
     depth = 0
     root = None
@@ -269,15 +271,15 @@ def _load_xml(payload: bytes, text: str, limits: ParseLimits) -> Any:
                 if root is None:
                     root = elem
                 if depth > limits.max_depth:
-                    raise BadRequest(f"XML nesting is deeper than {limits.max_depth} levels")
+                    raise MhbInvalid(f"XML nesting is deeper than {limits.max_depth} levels")
             else:
                 depth -= 1
     except etree.XMLSyntaxError as exc:
-        raise BadRequest("the XML is malformed or truncated") from exc
+        raise MhbInvalid("the XML is malformed or truncated") from exc
     if root is None:
-        raise BadRequest("the XML has no root element")
+        raise MhbInvalid("the XML has no root element")
     if root.getroottree().docinfo.doctype:
-        raise BadRequest("XML with a DOCTYPE is refused")
+        raise MhbInvalid("XML with a DOCTYPE is refused")
     return _xml_to_obj(root)
 
 
@@ -320,7 +322,7 @@ def _as_text(value: Any) -> str | None:
         return str(value)
     if isinstance(value, str):
         return value
-    raise BusinessRule("an MHB field holds a nested structure where a value is expected")
+    raise MhbUnexpectedStructure("an MHB field holds a nested structure where a value is expected")
 
 
 def _norm_value(value: Any, kind: str) -> str | None:
@@ -351,17 +353,17 @@ def _rows_of(value: Any, where: str) -> list | None:
     if isinstance(value, str):
         if value.strip() in (NO_DATA, ""):
             return None
-        raise BusinessRule(f"MHB section {where} holds text instead of rows")
+        raise MhbUnexpectedStructure(f"MHB section {where} holds text instead of rows")
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise BusinessRule(f"MHB section {where} has an unexpected structure")
+        raise MhbUnexpectedStructure(f"MHB section {where} has an unexpected structure")
     rows = []
     for item in value:
         if isinstance(item, str) and item.strip() in (NO_DATA, ""):
             continue
         if not isinstance(item, dict):
-            raise BusinessRule(f"MHB section {where} has an unexpected structure")
+            raise MhbUnexpectedStructure(f"MHB section {where} has an unexpected structure")
         if len(item) == 1 and isinstance(next(iter(item.values())), str | type(None)):
             only = next(iter(item.values()))
             if only is None or only.strip() == NO_DATA:
@@ -372,11 +374,11 @@ def _rows_of(value: Any, where: str) -> list | None:
 
 def _normalise(raw: Any, fmt: str, container: str, sha: str, filename, limits) -> MhbExport:
     if not isinstance(raw, dict) or "myhealthbank" not in raw:
-        raise UnsupportedMediaType("not a My Health Bank export (no myhealthbank root)")
+        raise MhbUnsupported("not a My Health Bank export (no myhealthbank root)")
     mhb = raw["myhealthbank"]
     bdata = mhb.get("bdata") if isinstance(mhb, dict) else None
     if not isinstance(bdata, dict):
-        raise UnsupportedMediaType("not a My Health Bank export (no bdata element)")
+        raise MhbUnsupported("not a My Health Bank export (no bdata element)")
     export = MhbExport(
         format=fmt,
         container=container,
@@ -416,7 +418,7 @@ def _normalise(raw: Any, fmt: str, container: str, sha: str, filename, limits) -
             out.append(norm)
         total += len(out) + sum(len(r.get(CHILD_KEY.get(key, ""), [])) for r in out)
         if total > limits.max_rows:
-            raise PayloadTooLarge(f"MHB export has more than {limits.max_rows} rows")
+            raise MhbTooLarge(f"MHB export has more than {limits.max_rows} rows")
         export.sections[key] = out
     export.empty_sections.sort(key=_section_order)
     return export

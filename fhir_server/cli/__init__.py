@@ -14,6 +14,7 @@ import sys
 import click
 
 from fhir_server.errors import FHIRError
+from mhb_import.errors import MhbError
 
 
 class PhrxGroup(click.Group):
@@ -27,7 +28,7 @@ class PhrxGroup(click.Group):
             detail = "; ".join(i.diagnostics for i in error.all_issues()[:3] if i.diagnostics)
             click.echo(f"phrx: error: {detail or error.diagnostics}", err=True)
             sys.exit(1)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, MhbError) as error:
             click.echo(f"phrx: error: {error}", err=True)
             sys.exit(1)
 

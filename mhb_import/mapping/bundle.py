@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fhir_server.errors import BadRequest
+from mhb_import.errors import MhbInvalid
 
 from .. import codes as C
 from ..gcpause import gc_paused
@@ -37,9 +37,9 @@ def to_bundle(
     imported_at: datetime | None = None,
 ) -> ImportResult:
     if not isinstance(patient_id, str) or not _ID_RE.match(patient_id):
-        raise BadRequest("patient_id must be a FHIR id ([A-Za-z0-9-.]{1,64})")
+        raise MhbInvalid("patient_id must be a FHIR id ([A-Za-z0-9-.]{1,64})")
     if not isinstance(id_namespace, bytes | bytearray) or len(id_namespace) < 16:
-        raise BadRequest("id_namespace must be at least 16 bytes")
+        raise MhbInvalid("id_namespace must be at least 16 bytes")
     imported_at = imported_at or datetime.now(UTC)
     if imported_at.tzinfo is None:
         imported_at = imported_at.replace(tzinfo=UTC)

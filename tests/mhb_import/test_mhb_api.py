@@ -273,7 +273,7 @@ def test_large_synthetic_export_covering_every_section(api, node):
     ):
         assert types[t]["created"] > 0, t
     # every stored resource reads back and is an R4-valid resource of the patient
-    from validators.r4 import validate_resource
+    from fhir_server.validation import validate_resource
 
     for t in types:
         if t in ("Organization", "Provenance"):
@@ -440,7 +440,7 @@ def test_capability_statement_lists_the_operation(api):
     ops = api.get("/fhir/metadata").json["rest"][0]["operation"]
     assert {
         "name": "import-mhb",
-        "definition": "https://phrx.dev/fhir/OperationDefinition/Patient-import-mhb",
+        "definition": "https://phrx.dev/fhir/OperationDefinition/import-mhb",
     } in ops
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import mhb_import
 from fhir_server.errors import BadRequest, InvalidResource
-from fhir_server.operations import import_mhb
+from fhir_server.operations import import_mhb, import_mhb_write
 from mhb_import.gcpause import gc_paused
 from mhb_import.synthetic import dumps_json, scenario_export
 
@@ -30,7 +30,7 @@ def patient_node(node):
 def spy(monkeypatch, patient_node):
     """Records what run() validates and what it asks the store to prepare."""
     seen = {"validated": [], "prepared": []}
-    real_validate = import_mhb.validate_resource
+    real_validate = import_mhb_write.validate_resource
     real_unit = patient_node.store.unit_of_work
 
     def validate(resource, **kw):
@@ -43,7 +43,7 @@ def spy(monkeypatch, patient_node):
         with real_unit(prepare=prepare, **kw) as writer:
             yield writer
 
-    monkeypatch.setattr(import_mhb, "validate_resource", validate)
+    monkeypatch.setattr(import_mhb_write, "validate_resource", validate)
     monkeypatch.setattr(patient_node.store, "unit_of_work", unit_of_work)
     return seen
 
@@ -89,7 +89,7 @@ def _provenance(targets):
 def test_provenance_with_plain_targets_is_valid():
     validated: set = set()
     targets = [{"reference": f"Observation/mhb-{n}"} for n in range(1000)]
-    import_mhb._validate_provenance(_provenance(targets), validated)
+    import_mhb_write.validate_provenance(_provenance(targets), validated)
     assert validated == {("Provenance", "prov-1")}
 
 
@@ -104,13 +104,13 @@ def test_provenance_with_plain_targets_is_valid():
 def test_provenance_with_any_other_target_is_validated_in_full(odd):
     targets = [{"reference": "Observation/a"}, odd]
     with pytest.raises(InvalidResource):
-        import_mhb._validate_provenance(_provenance(targets), set())
+        import_mhb_write.validate_provenance(_provenance(targets), set())
 
 
 def test_provenance_with_a_valid_unusual_target_passes_full_validation():
     targets = [{"reference": "Observation/a"}, {"reference": "Observation/b", "display": "b"}]
     validated: set = set()
-    import_mhb._validate_provenance(_provenance(targets), validated)
+    import_mhb_write.validate_provenance(_provenance(targets), validated)
     assert validated == {("Provenance", "prov-1")}
 
 
