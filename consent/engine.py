@@ -90,11 +90,6 @@ class Decision:
         return self.permit
 
     @property
-    def permitted(self) -> bool:
-        """The attribute ``access_policy.is_permitted`` reads."""
-        return self.permit
-
-    @property
     def reason(self) -> str:
         return "; ".join(self.reasons)
 

@@ -98,6 +98,12 @@ class NotFound(FHIRError):
     code = "not-found"
 
 
+def not_found(res_type: str, res_id: str, version: int | str | None = None) -> NotFound:
+    """The error a missing resource gets (the store's exact wording)."""
+    where = f"{res_type}/{res_id}" + (f"/_history/{version}" if version else "")
+    return NotFound(f"{where} is not known.")
+
+
 class MethodNotAllowed(FHIRError):
     """405: the interaction is not supported on this path."""
 

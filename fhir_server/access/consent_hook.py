@@ -46,14 +46,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from consent.codes import DEFAULT_PURPOSE
 from consent.engine import Actor, ConsentEngine, Decision
 from consent.provisions import time_range
+from fhir_server.access.decision import Interaction
+from fhir_server.errors import IntegrityFailure
 from fhir_server.search.runner import run_search
 from fhir_server.smart.clients import OPERATOR_CLIENT
-from fhir_server.storage.db import compartments, resources
 
 MAX_CONSENTS = 1000
 # fhirUser types whose resource's identifiers name the user in Consents
@@ -95,25 +94,25 @@ class NodeConsent:
     # -- data access --------------------------------------------------------------
     def load_consents(self, patient_id: str) -> list[dict]:
         query = [("patient", patient_id), ("status", "active"), ("_count", str(MAX_CONSENTS))]
-        return run_search(self.node.store, "Consent", query).matches
+        page = run_search(self.node.store, "Consent", query)
+        if page.damaged:
+            # Fail closed: a Consent that cannot be read (altered, rolled back) may be
+            # the deny that would have applied; no decision is made without it.
+            raise IntegrityFailure(
+                "Integrity failure: a Consent of this patient failed its checks; access "
+                "by anyone but the patient is refused until it is repaired."
+            )
+        return page.matches
 
     def consent_token(self, patient_id: str) -> tuple:
-        query = (
-            select(resources.c.res_id, resources.c.version_id)
-            .join(compartments, compartments.c.resource_pk == resources.c.pk)
-            .where(compartments.c.patient_id == patient_id, resources.c.res_type == "Consent")
-            .order_by(resources.c.res_id)
-        )
-        # store.connect(): inside a read's request transaction, the same snapshot the
-        # decision and its AuditEvent are taken in.
-        with self.node.store.connect() as conn:
-            return tuple(tuple(row) for row in conn.execute(query))
+        # Ids and version numbers only (no decryption), in the request's snapshot.
+        return self.node.store.versions_in_compartment(patient_id, "Consent")
 
     # -- the hook -----------------------------------------------------------------
     def decide(
         self,
         access,
-        action: str,
+        interaction: Interaction,
         res_type: str,
         resource: dict | None,
         patient_id: str | None,
@@ -123,10 +122,10 @@ class NodeConsent:
         justification: str | None = None,
         now: datetime | None = None,
     ) -> Decision:
-        """``action``: read / write, or the guard's create read update delete search
-        history operation (an operation counts as a read; writing operations check
-        their own access)."""
-        action = _action(action)
+        """The gate's question (:mod:`fhir_server.access.decision`), put to the engine
+        as a read or a write (an operation counts as a read; writing operations
+        check their writes one by one)."""
+        action = "write" if Interaction(interaction).writes else "read"
         if patient_id is None:
             # Up-front call without a confining patient, or data in no compartment:
             # each patient's resource is decided on its own when it is returned.
@@ -186,8 +185,18 @@ class NodeConsent:
         return [
             r
             for r in found
-            if self.decide(access, "read", res_type or r.get("resourceType"), r, patient_id, **kw)
+            if self.decide(
+                access, Interaction.READ, res_type or r.get("resourceType"), r, patient_id, **kw
+            ).permit
         ]
+
+    def releases_all(self, access, patient_id: str) -> bool:
+        """Can nothing of ``patient_id``'s compartment be withheld from ``access``? True
+        for the patient themself (the engine always releases their own record) and
+        for this node's own services; the gate then skips deciding each candidate."""
+        if self.bypasses(access):
+            return True
+        return actor_of(access).reference == f"Patient/{patient_id}" and self.is_local(access)
 
     def consent_changed(self, patient_id: str) -> None:
         self.engine.consent_changed(patient_id)
@@ -285,13 +294,3 @@ def _is_local_system_client(access, context: dict) -> bool:
         return True  # `phrx token` on the node itself: the operator, whatever the scopes
     scopes = tuple(getattr(access, "scopes", ()) or ())
     return bool(scopes) and all(getattr(s, "context", None) == "system" for s in scopes)
-
-
-def _action(action: str) -> str:
-    if action in ("read", "write"):
-        return action
-    if action in ("r", "s", "search", "vread", "history", "operation"):
-        return "read"
-    if action in ("c", "u", "d", "create", "update", "delete"):
-        return "write"
-    raise ValueError(f"unknown action {action!r}")

@@ -29,74 +29,43 @@ Rules:
   must satisfy one alternative (:mod:`.granular`: token, string and reference params;
   any other param type fails closed). History under granular-only scopes is 403.
 
-Consent hook (the consent engine of later issues plugs in here): ``node.consent``
-is None or an object with::
+Consent hook: ``node.consent`` is None (consent off: scopes still apply) or an
+object with::
 
-    decide(access, action, res_type, resource, patient_id) -> decision
+    decide(access, interaction, res_type, resource, patient_id) -> Decision
 
-called *after* the scope checks. ``action`` is one of ``create read update
-delete search history operation``; ``resource`` is None for the up-front call
-made once per interaction (``patient_id`` = the confining patient or None), and
-the resource for every resource about to be returned or written (``patient_id``
-= each patient whose compartment holds it, or the confining patient). A
-decision is permitted when it is ``True``, ``"permit"`` or has a truthy
-``permitted`` attribute (:class:`ConsentDecision`). A denied up-front call is a
-403; a denied resource is withheld (reads: 404 as if missing; searches: left out
-of the page, and ``Bundle.total`` is then omitted so no count leaks).
+(:mod:`.decision`: ``interaction`` an :class:`~.decision.Interaction`, the answer a
+:class:`~.decision.Decision`), called *after* the scope checks: ``resource`` is
+None for the up-front call made once per interaction (``patient_id`` = the
+confining patient or None), and the resource for every resource about to be
+returned or written (``patient_id`` = each patient whose compartment holds it, or
+the confining patient). A denied up-front call is a 403; a denied resource is
+withheld (reads: 404 as if missing; searches: left out, and counted out of totals).
+Optionally ``releases_all(access, patient_id)``: True when nothing of that
+patient's compartment can be withheld from ``access`` (the patient's own record),
+which spares deciding every candidate of a search.
 
-Audit: ``audit`` (a :class:`fhir_server.access.request_audit.RequestAudit`, or None) is told
-every resource returned, written or withheld here, so the HTTP layer can write one
+Audit: ``audit`` (a :class:`~fhir_server.access.request_audit.RequestAudit`, or None)
+is told every resource returned, written or withheld here, so the HTTP layer can write one
 AuditEvent per request without re-deriving what the token actually touched.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import partial
 
+from fhir_server.access.decision import Grant, Interaction
 from fhir_server.access.granular import meets
-from fhir_server.errors import Forbidden, Gone, IntegrityFailure, NotFound
+from fhir_server.access.write_checks import WriteChecks
+from fhir_server.errors import Forbidden, Gone, IntegrityFailure, not_found
 from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.storage.sealing import RecordSealer
 
 LOG = logging.getLogger("phrx.integrity")
-# Resources that identify a user to the consent engine (see _identity_write).
-IDENTITY_TYPES = frozenset({"Practitioner", "PractitionerRole"})
-ACTIONS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 
 
-@dataclass(frozen=True)
-class ConsentDecision:
-    permitted: bool
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What one permitted interaction on one type may touch."""
-
-    interaction: str
-    res_type: str
-    compartment: str | None = None  # patient id the interaction stays inside
-    constraints: tuple = ()  # granular alternatives of (param, value) pairs
-
-
-def not_found(res_type: str, res_id: str, version: int | str | None = None) -> NotFound:
-    """The error a missing resource gets (the store's exact wording)."""
-    where = f"{res_type}/{res_id}" + (f"/_history/{version}" if version else "")
-    return NotFound(f"{where} is not known.")
-
-
-def is_permitted(decision) -> bool:
-    if isinstance(decision, bool):
-        return decision
-    if isinstance(decision, str):
-        return decision == "permit"
-    return bool(getattr(decision, "permitted", False))
-
-
-class AccessPolicy:
+class AccessPolicy(WriteChecks):
     def __init__(self, access, store, consent=None, audit=None, is_admin=None):
         self.access = access
         self.store = store
@@ -128,40 +97,43 @@ class AccessPolicy:
             return None
         return self.access.compartment_patient or self.access.user_patient
 
-    def require(self, interaction: str, res_type: str, query=None) -> Grant:
+    def require(self, interaction: Interaction, res_type: str, query=None) -> Grant:
         """Scope check (403) then the up-front consent call; returns the :class:`Grant`."""
+        interaction = Interaction(interaction)
         if self.access is None:
             grant = Grant(interaction, res_type)
         else:
-            permit = self.access.require(interaction, res_type, query)
+            permit = self.access.require(interaction.smart, res_type, query)
             own = self.access.user_patient
             if permit.compartment and own and permit.compartment != own:
                 raise Forbidden("The token's patient context is not the signed-in patient.")
             grant = Grant(interaction, res_type, permit.compartment or own, permit.constraints)
-        self.gate(ACTIONS[interaction], res_type, grant.compartment)
+        self.gate(interaction, res_type, grant.compartment)
         return grant
 
-    def grant_or_none(self, interaction: str, res_type: str) -> Grant | None:
+    def grant_or_none(self, interaction: Interaction, res_type: str) -> Grant | None:
         try:
             return self.require(interaction, res_type)
         except Forbidden:
             return None
 
-    def gate(self, action: str, res_type: str, patient_id: str | None) -> None:
+    def gate(self, interaction: Interaction, res_type: str, patient_id: str | None) -> None:
+        """The up-front consent question for ``patient_id`` (403 when denied)."""
         if self.consent is None:
             return
-        if not is_permitted(self.consent.decide(self.access, action, res_type, None, patient_id)):
+        decision = self.consent.decide(self.access, interaction, res_type, None, patient_id)
+        if not decision.permit:
             if self.audit is not None and patient_id:
                 self.audit.about = patient_id
-            raise Forbidden(f"Consent does not permit this {action} on {res_type}.")
+            raise Forbidden(f"Consent does not permit this {interaction} on {res_type}.")
 
-    def consented(self, action: str, resource: dict, compartment: str | None) -> bool:
+    def consented(self, interaction: Interaction, resource: dict, compartment: str | None) -> bool:
         if self.consent is None:
             return True
         owners = [compartment] if compartment else sorted(compartment_patient_ids(resource))
         kind = resource.get("resourceType")
         permitted = all(
-            is_permitted(self.consent.decide(self.access, action, kind, resource, p))
+            self.consent.decide(self.access, interaction, kind, resource, p).permit
             for p in owners or [None]
         )
         if not permitted and self.audit is not None:
@@ -175,13 +147,13 @@ class AccessPolicy:
         confined to the grant's compartment, includes screened."""
         from fhir_server.search.runner import run_search
 
-        grant = self.require("s", res_type, query)
+        grant = self.require(Interaction.SEARCH_TYPE, res_type, query)
         if self.access is not None and any("." in k or k.startswith("_has:") for k, _ in query):
             from fhir_server.search.query import parse_search
 
             for crit in parse_search(res_type, query, strict=strict).criteria:
                 for inner_type, _inner in crit.chain:
-                    self.require("s", inner_type)
+                    self.require(Interaction.SEARCH_TYPE, inner_type)
         screen = self.visible if (self.access is not None or self.consent) else None
         # Where consent may withhold a match, every candidate is decided before it is
         # counted or paged: a total counts only what the caller may read.
@@ -222,7 +194,7 @@ class AccessPolicy:
         conditional request discloses nothing a direct read would not."""
         from fhir_server.search.runner import run_search
 
-        grant = self.grant_or_none("r", res_type)
+        grant = self.grant_or_none(Interaction.READ, res_type)
         if grant is None:
             return []  # nothing of this type is readable: nothing can match
         unrestricted = grant.compartment is None and not grant.constraints
@@ -243,14 +215,15 @@ class AccessPolicy:
         from fhir_server.resource_types import supported_types
 
         if res_type:
-            grant = self.require("r" if res_id else "s", res_type)
+            kind = Interaction.HISTORY_INSTANCE if res_id else Interaction.HISTORY_TYPE
+            grant = self.require(kind, res_type)
             self.no_granular_history(grant)
             return {"compartment_patient": grant.compartment}
         if self.access is None:
-            self.gate("history", "*", None)
+            self.gate(Interaction.HISTORY_SYSTEM, "*", None)
             return {}
         every = sorted(supported_types())
-        grants = [self.grant_or_none("s", t) for t in every]
+        grants = [self.grant_or_none(Interaction.HISTORY_SYSTEM, t) for t in every]
         grants = [g for g in grants if g is not None and not g.constraints]
         if not grants:
             raise Forbidden("The access token's scopes do not permit system history.")
@@ -265,11 +238,11 @@ class AccessPolicy:
         (any other answers 404 like a missing Patient)."""
         if self.audit is not None:
             self.audit.about = patient_id
-        grant = self.require("r", "Patient")
+        grant = self.require(Interaction.READ, "Patient")
         if grant.compartment is not None and grant.compartment != patient_id:
             raise not_found("Patient", patient_id)
         self.read("Patient", patient_id)
-        self.gate("operation", "Patient", patient_id)
+        self.gate(Interaction.OPERATION, "Patient", patient_id)
 
     def anchor(self) -> None:
         """``$anchor`` seals a batch of every patient's versions on the chain: it needs a
@@ -279,7 +252,7 @@ class AccessPolicy:
             for s in self.access.scopes
         ):
             raise Forbidden("$anchor needs a system/*.c (e.g. system/*.cruds) scope.")
-        self.gate("operation", "*", None)
+        self.gate(Interaction.OPERATION, "*", None)
 
     # -- resources ------------------------------------------------------------------
     def allows(self, grant: Grant, resource: dict) -> bool:
@@ -290,9 +263,11 @@ class AccessPolicy:
             return False
         if grant.constraints and not any(meets(resource, alt) for alt in grant.constraints):
             return False
-        return self.consented(ACTIONS[grant.interaction], resource, grant.compartment)
+        return self.consented(grant.interaction, resource, grant.compartment)
 
-    def visible(self, resources: list[dict], interaction: str = "r") -> list[dict]:
+    def visible(
+        self, resources: list[dict], interaction: Interaction = Interaction.READ
+    ) -> list[dict]:
         """The resources the token may read (for includes, ``$everything``, history)."""
         grants: dict[str, Grant | None] = {}
         out = []
@@ -307,7 +282,7 @@ class AccessPolicy:
 
     def read(self, res_type: str, res_id: str, conn=None) -> dict:
         """Read with scope (403) and visibility checks (404 exactly like a missing one)."""
-        grant = self.require("r", res_type)
+        grant = self.require(Interaction.READ, res_type)
         try:
             resource = self.store.read(res_type, res_id, conn)
         except Gone:
@@ -322,7 +297,7 @@ class AccessPolicy:
         return self.saw(resource)
 
     def vread(self, res_type: str, res_id: str, version_id: int) -> dict:
-        grant = self.require("r", res_type)
+        grant = self.require(Interaction.READ, res_type)
         self.no_granular_history(grant)
         try:
             resource = self.store.vread(res_type, res_id, version_id)
@@ -362,7 +337,7 @@ class AccessPolicy:
         Unrestricted tokens need no decryption (the operation reports tampering); a
         confined token whose target cannot be decrypted is judged by the key the
         version is sealed under (the patient's own key: visible; else 404)."""
-        grant = self.require("r", res_type)
+        grant = self.require(Interaction.READ, res_type)
         if grant.compartment is None and not grant.constraints and self.consent is None:
             return
         try:
@@ -390,74 +365,3 @@ class AccessPolicy:
                 f"Granular scopes on {grant.res_type} do not cover history; "
                 "the constraints are checked against current versions only."
             )
-
-    # -- writes (called by the Writer) ----------------------------------------------
-    def check_target(self, interaction: str, res_type: str, res_id: str, conn) -> Grant:
-        """Before an update/delete of ``res_type/res_id``: the current resource (or,
-        once deleted, its last content) must be visible, else 404 as if missing."""
-        grant = self.require(interaction, res_type)
-        self._identity_write(res_type)
-        if interaction == "d":
-            self._note_delete(res_type, res_id, conn)
-        if grant.compartment is None and not grant.constraints and self.consent is None:
-            return grant
-        row = self.store.current_version(res_type, res_id, conn)
-        if row is None:
-            raise not_found(res_type, res_id)
-        version = row.version_id - 1 if row.deleted else row.version_id
-        if not self._version_visible(grant, res_type, res_id, version, conn):
-            raise not_found(res_type, res_id)
-        return grant
-
-    def check_update(self, res_type, res_id, resource, exists: bool, fresh: bool, conn) -> None:
-        """PUT: the target must be visible; a confined token may not create under an id
-        it chose (that would tell taken ids apart from free ones): 404 like a missing one."""
-        if exists:
-            self.check_target("u", res_type, res_id, conn)
-        elif self.require("u", res_type).compartment is not None and not fresh:
-            raise not_found(res_type, res_id)
-        self.check_content("u", resource)
-
-    def check_content(self, interaction: str, resource: dict) -> None:
-        """The written content must stay inside the grant (403 otherwise)."""
-        passed = self._passed.get(id(resource))
-        if passed is not None and passed[1] is resource and passed[0] == interaction:
-            return
-        grant = self.require(interaction, resource.get("resourceType", ""))
-        self._identity_write(grant.res_type)
-        if not self.allows(grant, resource):
-            raise Forbidden(
-                "The access token does not permit writing this resource: it would lie "
-                "outside the token's patient compartment, granular scope or consent."
-            )
-        if self.audit is not None:
-            name = ACTIONS[interaction]
-            ref = f"{resource.get('resourceType')}/{resource.get('id')}"
-            self.audit.wrote(name, ref, compartment_patient_ids(resource))
-        self._passed[id(resource)] = (interaction, resource)
-
-    def _identity_write(self, res_type: str) -> None:
-        """Practitioner and PractitionerRole say who a user is: Consents name their
-        actors by these resources' identifiers, so a user who could edit them could
-        take on another clinician's shares. Only the node itself (its services,
-        operators, or authorization switched off) and its administrators write them."""
-        if res_type not in IDENTITY_TYPES or self.consent is None:
-            return
-        if not self.is_admin():
-            raise Forbidden(
-                f"Only this node's administrators and services may write {res_type} "
-                "resources: they identify the clinicians that Consents name."
-            )
-
-    def _note_delete(self, res_type: str, res_id: str, conn) -> None:
-        """A delete is audited under the patients its last content belonged to."""
-        if self.audit is None:
-            return
-        row = self.store.current_version(res_type, res_id, conn)
-        owners: set[str] = set()
-        if row is not None and not row.deleted:
-            try:
-                owners = compartment_patient_ids(self.store.open_version(row))
-            except IntegrityFailure:
-                owners = set()  # a tampered row: audited without its patient
-        self.audit.wrote("delete", f"{res_type}/{res_id}", owners)

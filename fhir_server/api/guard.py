@@ -2,18 +2,19 @@
 
 Every ``/fhir`` route except ``metadata``, ``.well-known`` and the authorization
 server's own ``/fhir/auth`` endpoints is authenticated by the SMART hook
-(:mod:`fhir_server.smart.flask_hook`: 401 with ``WWW-Authenticate``), which
+(:mod:`fhir_server.api.smart.bearer_hook`: 401 with ``WWW-Authenticate``), which
 leaves the :class:`~fhir_server.smart.access.AccessContext` on ``g.access``.
 The routes then call these functions, which delegate to the Flask-free
 :class:`~fhir_server.access.gate.AccessPolicy` (scopes -> 403,
 patient compartment confinement -> answers like a missing resource, granular
 scopes, and the consent hook ``node.consent`` documented there).
 
-Interactions: ``c`` create (POST), ``r`` read / vread / instance history /
-``$verify`` / ``$provenance`` / ``$everything`` (on Patient), ``u`` update (PUT,
-conditional PUT), ``d`` delete, ``s`` search / type and system history.
-``$anchor`` needs a ``system/*`` scope granting ``c`` (operators and backend
-services: it commits every patient's pending versions to the chain).
+Interactions are the gate's :class:`~fhir_server.access.decision.Interaction` (the
+FHIR RESTful interaction codes; each maps to the SMART permission it needs:
+create ``c``, read / vread / instance history / ``$verify`` / ``$provenance`` /
+``$everything`` ``r``, update ``u``, delete ``d``, search / type and system history
+``s``). ``$anchor`` needs a ``system/*`` scope granting ``c`` (operators and
+backend services: it commits every patient's pending versions to the chain).
 
 Patient operations (``$summary``, ``$share``, ``$erase``, ``$import-mhb``) go
 through :func:`patient_operation` (scope + confinement to the token's patient)
@@ -31,11 +32,12 @@ from flask import current_app, g
 
 from anchoring.provenance import version_key_of
 from fhir_server import ids
-from fhir_server.access.gate import ACTIONS, AccessPolicy
+from fhir_server.access.decision import Interaction
+from fhir_server.access.gate import AccessPolicy
 from fhir_server.access.request_audit import RequestAudit
 from fhir_server.api import audit_hook
 from fhir_server.errors import FHIRError, Forbidden, Gone
-from fhir_server.operations.verify import _copies
+from fhir_server.operations.verify import copies as _copies
 from fhir_server.resource_types import check_type, supported_types
 from fhir_server.search.runner import SearchPage
 
@@ -63,8 +65,8 @@ def search(res_type: str, query: list[tuple[str, str]], strict: bool = False) ->
     current = policy()
     named = _named_patient(query)
     unconfined = named is not None and current.consent is not None
-    if unconfined and current.require("s", res_type, query).compartment is None:
-        current.gate("search", res_type, named)
+    if unconfined and current.require(Interaction.SEARCH_TYPE, res_type, query).compartment is None:
+        current.gate(Interaction.SEARCH_TYPE, res_type, named)
     return current.search(res_type, query, strict=strict)
 
 
@@ -90,7 +92,7 @@ def vread(res_type: str, res_id: str, version_id: int) -> dict:
     return policy().vread(res_type, res_id, version_id)
 
 
-def write(interaction: str, res_type: str) -> AccessPolicy:
+def write(interaction: Interaction, res_type: str) -> AccessPolicy:
     """Scope check of a write before its body is read; the returned policy goes to
     ``store.unit_of_work(policy=...)`` so the Writer checks what is written."""
     current = policy()
@@ -158,7 +160,7 @@ def anchor() -> None:
 
 # -- patient-level operations ($summary, $share, $erase, $import-mhb) -------------------
 def patient_operation(
-    patient_id: str, interaction: str, res_type: str, *, consent: bool = True
+    patient_id: str, interaction: Interaction, res_type: str, *, consent: bool = True
 ) -> AccessPolicy:
     """Scope check for an operation on ``Patient/{patient_id}``: a token confined to
     another patient is refused (403), and the request is audited as about this patient.
@@ -173,7 +175,7 @@ def patient_operation(
         if confined is not None and confined != patient_id:
             raise Forbidden("The access token is confined to another patient.")
     if consent and grant.compartment is None:  # else require() already asked for it
-        current.gate(ACTIONS[interaction], res_type, patient_id)
+        current.gate(interaction, res_type, patient_id)
     return current
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from fhir_server import ids
+from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
 from fhir_server.api.http import (
     base_url,
@@ -21,7 +22,7 @@ from fhir_server.errors import BadRequest
 from fhir_server.resource_types import check_type
 from fhir_server.rest import interactions
 from fhir_server.rest.interactions import Result
-from validators.r4 import validate_resource
+from fhir_server.validation import validate_resource
 
 bp = Blueprint("rest", __name__, url_prefix="/fhir")
 
@@ -73,7 +74,7 @@ def search(res_type: str):
 @bp.post("/<res_type>")
 def create(res_type: str):
     check_type(res_type)
-    policy = guard.write("c", res_type)
+    policy = guard.write(Interaction.CREATE, res_type)
     body = validate_resource(read_json_body(), expected_type=res_type)
     body = {**body, "id": ids.new_id()}  # the server assigns ids on create
     with store().unit_of_work(prepare=[body], policy=policy) as writer:
@@ -87,7 +88,7 @@ def conditional_update(res_type: str):
     query = _query_pairs()
     if not query:
         raise BadRequest("PUT on a type needs search criteria (conditional update).")
-    policy = guard.write("u", res_type)
+    policy = guard.write(Interaction.UPDATE, res_type)
     body = validate_resource(read_json_body(), expected_type=res_type)
     new_id = body.get("id") or ids.new_id()  # used only if nothing matches
     with store().unit_of_work(prepare=[{**body, "id": new_id}], policy=policy) as writer:
@@ -101,7 +102,7 @@ def conditional_delete(res_type: str):
     query = _query_pairs()
     if not query:
         raise BadRequest("DELETE on a type needs search criteria (conditional delete).")
-    with store().unit_of_work(policy=guard.write("d", res_type)) as writer:
+    with store().unit_of_work(policy=guard.write(Interaction.DELETE, res_type)) as writer:
         interactions.conditional_delete(writer, res_type, query)
     return fhir_response(None, 204)
 
@@ -127,7 +128,7 @@ def read(res_type: str, res_id: str):
 def update(res_type: str, res_id: str):
     check_type(res_type)
     ids.check_id(res_id)
-    policy = guard.write("u", res_type)
+    policy = guard.write(Interaction.UPDATE, res_type)
     body = validate_resource(read_json_body(), expected_type=res_type)
     if_match = parse_etag(request.headers.get("If-Match"))
     # The very dict written is prepared (index rows, leaf) before the write lock;
@@ -142,7 +143,7 @@ def update(res_type: str, res_id: str):
 def delete(res_type: str, res_id: str):
     check_type(res_type)
     ids.check_id(res_id)
-    with store().unit_of_work(policy=guard.write("d", res_type)) as writer:
+    with store().unit_of_work(policy=guard.write(Interaction.DELETE, res_type)) as writer:
         interactions.delete(writer, res_type, res_id)
     return fhir_response(None, 204)
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from flask import request
 
 from fhir_server import ids
+from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response
 from fhir_server.errors import BadRequest, Issue, operation_outcome
@@ -106,6 +107,13 @@ def history_bundle(
     root = base_url()
     entries = []
     policy = guard.policy()
+    kind = (
+        Interaction.HISTORY_INSTANCE
+        if res_id
+        else Interaction.HISTORY_TYPE
+        if res_type
+        else Interaction.HISTORY_SYSTEM
+    )
     for row in rows:
         entry: dict = {"fullUrl": f"{root}/{row.res_type}/{row.res_id}"}
         url = f"{row.res_type}/{row.res_id}"
@@ -114,7 +122,7 @@ def history_bundle(
             entry["response"] = {"status": "204 No Content"}
         else:
             entry["resource"] = store.open_version(row)
-            if not policy.consented("history", entry["resource"], policy.confinement):
+            if not policy.consented(kind, entry["resource"], policy.confinement):
                 total = None  # withheld by consent: no count leaks
                 continue
             policy.saw(entry["resource"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from fhir_server import ids
+from fhir_server.access.decision import Interaction
 from fhir_server.access.gate import AccessPolicy
 from fhir_server.errors import (
     BadRequest,
@@ -26,7 +27,7 @@ from fhir_server.rest.entry_urls import EntryTarget, parse_entry_url
 from fhir_server.rest.interactions import Result, parse_query
 from fhir_server.storage.store import ResourceStore
 from fhir_server.storage.writer import Writer
-from validators.r4 import validate_resource
+from fhir_server.validation import validate_resource
 
 METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 MAX_ENTRIES = 10_000
@@ -76,9 +77,17 @@ def _interaction(entry: PlannedEntry) -> tuple:
     target = entry.target
     if entry.method in {"GET", "HEAD"}:
         if target.res_id:
-            return ("r", target.res_type)
-        return ("s", target.res_type, target.query or [])
-    return ({"DELETE": "d", "POST": "c", "PUT": "u"}[entry.method], target.res_type)
+            return (Interaction.READ, target.res_type)
+        return (Interaction.SEARCH_TYPE, target.res_type, target.query or [])
+    return (_WRITES[entry.method], target.res_type)
+
+
+_WRITES = {
+    "DELETE": Interaction.DELETE,
+    "POST": Interaction.CREATE,
+    "PUT": Interaction.UPDATE,
+    "PATCH": Interaction.PATCH,
+}
 
 
 def _check_bundle(bundle: dict) -> str:

@@ -26,7 +26,7 @@ from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.search.indexer import TerminologyDigests
 from fhir_server.storage import driver_sql
 from fhir_server.storage.compartment_history import history_in_compartment
-from fhir_server.storage.db import resources, versions
+from fhir_server.storage.db import compartments, resources, versions
 from fhir_server.storage.pg_statistics import PlannerStatistics
 from fhir_server.storage.rows import CURRENT_VERSION, VERSION_COLUMNS, VersionRow, version_row
 from fhir_server.storage.sealing import RecordSealer
@@ -286,6 +286,19 @@ class ResourceStore:
             elif damaged is not None:
                 damaged.append(f"{resource['resourceType']}/{resource['id']}")
         return found
+
+    def versions_in_compartment(self, patient_id: str, res_type: str) -> tuple:
+        """``((res_id, version_id), ...)`` of the current ``res_type`` resources in
+        ``patient_id``'s compartment, by id (no decryption; inside a request's
+        transaction, its snapshot)."""
+        query = (
+            select(resources.c.res_id, resources.c.version_id)
+            .join(compartments, compartments.c.resource_pk == resources.c.pk)
+            .where(compartments.c.patient_id == patient_id, resources.c.res_type == res_type)
+            .order_by(resources.c.res_id)
+        )
+        with self._conn() as c:
+            return tuple(tuple(row) for row in c.execute(query))
 
     def chain_break(self, res_type: str, res_id: str) -> int | None:
         """The first version of ``res_type/res_id`` at which its version chain fails

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from anchoring import journal as anchor_journal
 from anchoring.canonical import CanonicalizationError, leaf_hash
 from fhir_server import ids
+from fhir_server.access.decision import Interaction
 from fhir_server.errors import (
     BadRequest,
     Conflict,
@@ -134,7 +135,7 @@ class Writer:
         res_id = res_id or ids.new_id()
         if checked and self.policy is not None:
             content = resource if resource.get("id") == res_id else {**resource, "id": res_id}
-            self.policy.check_content("c", content)
+            self.policy.check_content(Interaction.CREATE, content)
         return self._write(res_type, res_id, resource, None, "POST")
 
     def update(
@@ -174,7 +175,7 @@ class Writer:
         check_type(res_type)
         current = self._current(res_type, res_id)
         if self.policy is not None and current is not None:
-            self.policy.check_target("d", res_type, res_id, self.conn)  # 404 outside
+            self.policy.check_target(Interaction.DELETE, res_type, res_id, self.conn)  # 404 outside
         if current is None:
             raise NotFound(f"{res_type}/{res_id} is not known.")
         if current.deleted:

@@ -274,11 +274,9 @@ def test_type_level_permit_restricted_to_codes_is_conditional(cx):
     assert not decide(engine).permit  # OBS is another code
 
 
-def test_decision_speaks_the_guard_protocol(cx):
-    from fhir_server.access.gate import is_permitted
-
+def test_a_decision_is_truthy_only_when_it_permits(cx):
     engine = engine_for(cx.privacy_consent())
-    assert is_permitted(decide(engine)) and not is_permitted(decide(engine, OTHER))
+    assert decide(engine) and not decide(engine, OTHER)
     assert "default deny" in decide(engine, OTHER).reason
 
 

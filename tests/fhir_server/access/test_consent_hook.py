@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_server.access.consent_hook import NodeConsent
+from fhir_server.access.decision import Interaction
 from fhir_server.smart import scopes
 from fhir_server.smart.access import AccessContext
 
@@ -50,10 +51,10 @@ def test_consent_write_is_seen_by_the_next_decision(seeded, cx):
 def test_patient_system_client_and_non_patient_data(seeded):
     hook = NodeConsent(seeded)
     assert hook.decide(
-        access("Patient/p1", "patient/*.rs", patient="p1"), "r", "Condition", None, "p1"
+        access("Patient/p1", "patient/*.rs", patient="p1"), "read", "Condition", None, "p1"
     )
     assert not hook.decide(access("Patient/p2"), "read", "Condition", None, "p1")
-    assert hook.decide(access(None, "system/*.cruds"), "write", "Condition", None, "p1")
+    assert hook.decide(access(None, "system/*.cruds"), "create", "Condition", None, "p1")
     assert hook.decide(access("Practitioner/d9"), "read", "Organization", None, None)
     foreign = access(None, "system/*.rs", actor_identifiers=[["urn:ph", "1"]], actor_country="PH")
     assert not hook.decide(foreign, "read", "Condition", None, "p1")
@@ -86,15 +87,15 @@ def test_foreign_practitioner_by_identifier_and_filtering(seeded, cx):
     assert [r["id"] for r in hook.filter_resources(doctor, "Condition", [dm, psy], "p1")] == ["dm"]
 
 
-@pytest.mark.parametrize(
-    ("action", "permitted"),
-    [("read", True), ("search", True), ("history", True), ("operation", True), ("update", False)],
-)
-def test_guard_action_names(seeded, cx, action, permitted):
+@pytest.mark.parametrize("interaction", list(Interaction))
+def test_every_interaction_is_a_read_or_a_write(seeded, cx, interaction):
+    """An ``access`` Consent permits every reading interaction and no writing one."""
+    permitted = not interaction.writes
     consent = cx.privacy_consent(period=("2020-01-01", "2099-12-31"))
     consent["provision"]["action"] = [{"coding": [{"code": "access"}]}]
     cx.put(seeded, consent)
     hook = NodeConsent(seeded)
     assert (
-        hook.decide(access("Practitioner/d1"), action, "Condition", None, "p1").permit is permitted
+        hook.decide(access("Practitioner/d1"), interaction, "Condition", None, "p1").permit
+        is permitted
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_server.access.decision import Interaction
 from fhir_server.access.gate import AccessPolicy
 from fhir_server.errors import Forbidden
 from fhir_server.smart.access import AccessContext
@@ -47,20 +48,20 @@ def observation(patient_id: str) -> dict:
 def test_a_content_that_passed_is_not_decided_again():
     policy, access = patient_policy()
     content = observation("p1")
-    policy.check_content("c", content)
-    policy.check_content("c", content)
+    policy.check_content(Interaction.CREATE, content)
+    policy.check_content(Interaction.CREATE, content)
     assert access.context["decisions"] == 1
-    policy.check_content("u", content)  # another interaction: decided on its own
+    policy.check_content(Interaction.UPDATE, content)  # another interaction: decided on its own
     assert access.context["decisions"] == 2
 
 
 def test_an_equal_but_other_content_is_decided_and_refused_outside_the_compartment():
     policy, access = patient_policy()
-    policy.check_content("c", observation("p1"))
-    policy.check_content("c", observation("p1"))  # equal, not the same dict
+    policy.check_content(Interaction.CREATE, observation("p1"))
+    policy.check_content(Interaction.CREATE, observation("p1"))  # equal, not the same dict
     assert access.context["decisions"] == 2
     outside = observation("p2")
     with pytest.raises(Forbidden):
-        policy.check_content("c", outside)
+        policy.check_content(Interaction.CREATE, outside)
     with pytest.raises(Forbidden):  # a refusal is never remembered as a pass
-        policy.check_content("c", outside)
+        policy.check_content(Interaction.CREATE, outside)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_server.access.gate import ConsentDecision
+from fhir_server.access.decision import Decision
 from fhir_server.access.granular import meets
 from fhir_server.app import create_app
 
@@ -23,7 +23,7 @@ class RecordingConsent:
 
     def decide(self, access, action, res_type, resource, patient_id):
         self.calls.append((action, res_type, resource is not None, patient_id))
-        return ConsentDecision(resource is None or res_type != "Condition", "test rule")
+        return Decision(resource is None or res_type != "Condition", ["test rule"])
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def test_consent_hook_runs_after_scope_checks(app, seeded, patient_client):
     response = p1.get("/fhir/Condition")
     assert response.status_code == 200
     assert "entry" not in response.json and response.json["total"] == 0
-    assert ("search", "Condition", False, "p1") in consent.calls
-    assert ("search", "Condition", True, "p1") in consent.calls
+    assert ("search-type", "Condition", False, "p1") in consent.calls
+    assert ("search-type", "Condition", True, "p1") in consent.calls
     # a denied read answers like a missing resource
     r = p1.get("/fhir/Condition/c-p1")
     assert (
@@ -63,7 +63,7 @@ def test_consent_hook_runs_after_scope_checks(app, seeded, patient_client):
     assert [e["resource"]["resourceType"] for e in everything["entry"]] == ["Patient"]
     assert everything["total"] == 1
     # an up-front denial is a 403
-    consent.decide = lambda *a: ConsentDecision(False, "no")
+    consent.decide = lambda *a: Decision(False, ["no"])
     assert p1.get("/fhir/Patient/p1").status_code == 403
 
 
