@@ -256,3 +256,20 @@ def test_a_damaged_row_is_not_named_to_a_restricted_caller(node, client, patient
     assert response.status_code == 200
     assert "ob" not in [e["resource"].get("id") for e in response.get_json()["entry"]]
     assert "Observation/ob" not in response.get_data(as_text=True)
+
+
+def test_a_damaged_consent_fails_closed(app, node, client):
+    """A Consent that cannot be read may be the deny that applies: nobody but the
+    patient is let in until it is repaired."""
+    _put(client, {"resourceType": "Patient", "id": "p1"})
+    _put(client, _obs("o1", "p1", "private"))
+    _put(client, privacy_consent("p1", cid="c1", period=("2000-01-01", "2099-12-31")))
+    _put(client, privacy_consent("p1", cid="c2", period=("2000-01-01", "2099-12-31")))
+    doctor = bearer(app, username="drbob", fhir_user="Practitioner/d1", scope="user/*.rs")
+    web = app.test_client()
+    assert web.get("/fhir/Observation/o1", headers=doctor).status_code == 200
+    _damage(node, "Consent", "c2")
+    node.consent.consent_changed("p1")
+    refused = web.get("/fhir/Observation/o1", headers=doctor)
+    assert refused.status_code == 500
+    assert "private" not in refused.get_data(as_text=True)
