@@ -260,20 +260,14 @@ class Batcher:
             client.w3.eth.get_transaction(batch.tx_hash)
         except TransactionNotFound:
             return None  # dropped (or never reached the pool): send again
-        sender = client._tx  # same package: send and wait are split on purpose
         with contextlib.suppress(ChainError):  # reverted or not mined: the lookup decides
-            sender.wait(batch.tx_hash)
+            client.sender.wait(batch.tx_hash)
         return client.lookup(batch.root)
 
     def _send(self, client: ChainClient, batch: journal.Batch) -> OnChainAnchor:
-        assert client.deployment is not None
-        anchors = client.w3.eth.contract(
-            address=Web3.to_checksum_address(client.deployment.anchor_registry),
-            abi=client._artifacts["AnchorRegistry"]["abi"],
-        )
-        fn = anchors.functions.anchor(batch.root, batch.leaf_count, batch.batch_bytes)
-        sender = client._tx
-        tx_hash = bytes(sender._send(fn))
+        fn = client.anchor_call(batch.root, batch.leaf_count, batch.batch_bytes)
+        sender = client.sender
+        tx_hash = bytes(sender.send(fn))
         _pause_point("after-send", batch.batch_id)
         journal.mark_sent(self.engine, batch.batch_id, self.owner, tx_hash)
         _pause_point("after-mark-sent", batch.batch_id)

@@ -139,6 +139,24 @@ class ChainClient:
     def address(self) -> str:
         return self._tx.address
 
+    @property
+    def sender(self) -> TransactionSender:
+        """Sends this account's transactions (the batcher sends and waits in two steps,
+        so that a crash in between leaves the transaction hash in its journal)."""
+        return self._tx
+
+    def contract_abi(self, name: str) -> list:
+        """The ABI of one of the project's contracts (``AnchorRegistry``, ...)."""
+        return self._artifacts[name]["abi"]
+
+    def anchor_call(self, root: bytes, leaf_count: int, batch_id: bytes) -> Any:
+        """The ``AnchorRegistry.anchor`` call, unsent."""
+        self._require_deployment()
+        assert self.deployment is not None
+        return self._contract("AnchorRegistry", self.deployment.anchor_registry).functions.anchor(
+            root, leaf_count, batch_id
+        )
+
     def _contract(self, name: str, address: str | None = None) -> Any:
         art = self._artifacts[name]
         if address is None:

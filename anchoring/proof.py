@@ -43,10 +43,10 @@ class InclusionProof:
                 raise ProofFormatError("leaf_index and tree_size must be non-negative ints")
         if not isinstance(path, list) or len(path) > MAX_PATH_LEN:
             raise ProofFormatError("path must be a list of hex hashes")
-        return cls(leaf_index=index, tree_size=size, path=tuple(_parse_hash(h) for h in path))
+        return cls(leaf_index=index, tree_size=size, path=tuple(parse_hash(h) for h in path))
 
 
-def _parse_hash(value: Any) -> bytes:
+def parse_hash(value: Any) -> bytes:
     # Lower-case only, so each proof has exactly one serialization.
     if not isinstance(value, str) or len(value) != 2 * HASH_LEN or value != value.lower():
         raise ProofFormatError("hash must be 64 lower-case hex characters")

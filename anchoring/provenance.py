@@ -17,7 +17,7 @@ from typing import Any
 from web3 import Web3
 
 from anchoring.journal import VersionAnchor
-from anchoring.proof import InclusionProof, ProofFormatError, _parse_hash
+from anchoring.proof import InclusionProof, ProofFormatError, parse_hash
 from anchoring.verification import AnchorClaim
 
 ANCHOR_EXT = "https://phrx.dev/fhir/StructureDefinition/merkle-anchor"
@@ -126,7 +126,7 @@ def claim_from_provenance(provenance: dict) -> AnchorClaim:
                 "path": values.get("path", []),
             }
         )
-        leaf, root = _parse_hash(one("leaf")), _parse_hash(one("root"))
+        leaf, root = parse_hash(one("leaf")), parse_hash(one("root"))
         tx = one("txHash", False)
         return AnchorClaim(
             leaf=leaf,

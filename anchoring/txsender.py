@@ -98,10 +98,10 @@ class TransactionSender:
 
     def transact(self, fn: Any) -> Any:
         """Estimate, sign, send a contract call or constructor; return its confirmed receipt."""
-        tx_hash = self._send(fn)
+        tx_hash = self.send(fn)
         return self.wait(tx_hash)
 
-    def _send(self, fn: Any) -> bytes:
+    def send(self, fn: Any) -> bytes:
         try:
             gas = int(fn.estimate_gas({"from": self.address}) * self.policy.gas_margin)
         except Exception as exc:  # revert, or node error: either way nothing was sent

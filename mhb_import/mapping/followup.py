@@ -7,7 +7,14 @@ from typing import Any
 
 from .. import codes as C
 from ..parser import Row
-from .values import _category, _interp, _section_type, fhir_date, number, observation_value
+from .values import (
+    fhir_date,
+    interpretation_of,
+    number,
+    observation_category,
+    observation_value,
+    section_type_of,
+)
 
 # r12_1 / r13_1 / r14_1 field -> (vital key, which date field)
 TRACKING = {
@@ -38,7 +45,7 @@ class FollowUpMixin:
             "resourceType": "Observation",
             "id": self.rid(s, *key, what),
             "status": "final",
-            "category": _category(
+            "category": observation_category(
                 category
                 or ("vital-signs" if what in ("height", "weight", "bmi", "waist") else "laboratory")
             ),
@@ -92,7 +99,7 @@ class FollowUpMixin:
             "resourceType": "Observation",
             "id": self.rid(s, *key, "bp"),
             "status": "final",
-            "category": _category("vital-signs"),
+            "category": observation_category("vital-signs"),
             "code": {
                 "coding": [{"system": C.LOINC, "code": loinc, "display": display}],
                 "text": "血壓",
@@ -112,7 +119,7 @@ class FollowUpMixin:
             "id": self.rid(s, *key, "enc"),
             "status": "finished",
             "class": {"system": C.V3_ACTCODE, "code": "AMB", "display": "ambulatory"},
-            "type": [{**_section_type(s), "text": type_text}],
+            "type": [{**section_type_of(s), "text": type_text}],
             "subject": self.patient,
             "period": {"start": when},
         }
@@ -147,7 +154,7 @@ class FollowUpMixin:
                 if code not in R10_RESULT_CODES:
                     return None
                 c, d = R10_RESULT_CODES[code]
-                out = _interp(c, d)
+                out = interpretation_of(c, d)
                 if g(text_n):
                     out[0]["text"] = g(text_n)
                 return out
@@ -178,7 +185,9 @@ class FollowUpMixin:
                     res_interp = None
                     if g(rc) in ("1", "2"):
                         neg = g(rc) == "1"
-                        res_interp = _interp(*(("NEG", "Negative") if neg else ("POS", "Positive")))
+                        res_interp = interpretation_of(
+                            *(("NEG", "Negative") if neg else ("POS", "Positive"))
+                        )
                         if g(rt):
                             res_interp[0]["text"] = g(rt)
                     results.append(self.vital(s, key, what, raw, when, enc_ref, interp=res_interp))
@@ -187,7 +196,7 @@ class FollowUpMixin:
                     "resourceType": "Observation",
                     "id": self.rid(s, *key, "metabolic"),
                     "status": "final",
-                    "category": _category("exam"),
+                    "category": observation_category("exam"),
                     "code": {"text": "代謝症候群檢查 (metabolic syndrome assessment)"},
                     "subject": self.patient,
                     "encounter": enc_ref,
@@ -244,7 +253,7 @@ class FollowUpMixin:
                     "resourceType": "Observation",
                     "id": self.rid(s, *key, "obs"),
                     "status": "final",
-                    "category": _category(cat),
+                    "category": observation_category(cat),
                     "code": code,
                     "subject": self.patient,
                     "effectiveDateTime": when,
@@ -284,7 +293,7 @@ class FollowUpMixin:
                 "resourceType": "EpisodeOfCare",
                 "id": self.rid(s, *key, "episode"),
                 "status": "finished" if end else "active",
-                "type": [{**_section_type(s), "text": PROGRAMME[s]}],
+                "type": [{**section_type_of(s), "text": PROGRAMME[s]}],
                 "patient": self.patient,
                 "period": {"start": start, **({"end": end} if end and end >= start else {})},
             }
@@ -329,7 +338,7 @@ class FollowUpMixin:
                     "resourceType": "Observation",
                     "id": self.rid(p, *vkey, "ultrasound"),
                     "status": "final",
-                    "category": _category("imaging"),
+                    "category": observation_category("imaging"),
                     "code": {"text": "腹部超音波檢查結果 (abdominal ultrasound result)"},
                     "subject": self.patient,
                     "encounter": enc_ref,

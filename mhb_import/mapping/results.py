@@ -8,7 +8,14 @@ from typing import Any
 
 from .. import codes as C
 from ..parser import Row
-from .values import _category, _interp, fhir_date, fhir_instant, observation_value, parse_range
+from .values import (
+    fhir_date,
+    fhir_instant,
+    interpretation_of,
+    observation_category,
+    observation_value,
+    parse_range,
+)
 
 
 class ResultsMixin:
@@ -35,7 +42,7 @@ class ResultsMixin:
                 "resourceType": "Observation",
                 "id": self.rid(s, *key),
                 "status": "final",
-                "category": _category("laboratory"),
+                "category": observation_category("laboratory"),
                 "code": {**({"coding": codings} if codings else {}), "text": item or order},
                 "subject": self.patient,
                 "effectiveDateTime": when,
@@ -60,11 +67,11 @@ class ResultsMixin:
                     lo = rng.get("low", {}).get("value")
                     hi = rng.get("high", {}).get("value")
                     if hi is not None and q["value"] > hi:
-                        obs["interpretation"] = _interp("H", "High")
+                        obs["interpretation"] = interpretation_of("H", "High")
                     elif lo is not None and q["value"] < lo:
-                        obs["interpretation"] = _interp("L", "Low")
+                        obs["interpretation"] = interpretation_of("L", "Low")
                     elif lo is not None or hi is not None:
-                        obs["interpretation"] = _interp("N", "Normal")
+                        obs["interpretation"] = interpretation_of("N", "Normal")
             ref = self.add(obs)
             gkey = (fac or "", row.get("r7.5") or "", row.get("r7.8") or order or "")
             rep = reports.get(gkey)

@@ -110,15 +110,15 @@ def observation_value(text: str | None) -> dict:
     return {"valueString": text}
 
 
-def _interp(code: str, display: str) -> list[dict]:
+def interpretation_of(code: str, display: str) -> list[dict]:
     return [{"coding": [{"system": C.V3_INTERP, "code": code, "display": display}]}]
 
 
-def _category(code: str) -> list[dict]:
+def observation_category(code: str) -> list[dict]:
     return [{"coding": [{"system": C.OBS_CATEGORY, "code": code}]}]
 
 
-def _section_type(s: str) -> dict:
+def section_type_of(s: str) -> dict:
     base = s.split("_", 1)[0]
     return {
         "coding": [{"system": C.MHB_SECTION, "code": base, "display": SECTION_TITLES[base]}],
@@ -126,7 +126,7 @@ def _section_type(s: str) -> dict:
     }
 
 
-def _billing_role() -> dict:
+def billing_role() -> dict:
     return {
         "coding": [
             {
@@ -138,7 +138,7 @@ def _billing_role() -> dict:
     }
 
 
-def _translation(text: str, lang: str = "zh-TW") -> dict:
+def translation_ext(text: str, lang: str = "zh-TW") -> dict:
     return {
         "extension": [
             {

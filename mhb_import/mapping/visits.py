@@ -9,7 +9,7 @@ from typing import Any
 from .. import codes as C
 from ..icd10cm import english_title
 from ..parser import Row
-from .values import _billing_role, _section_type, _translation, fhir_date, number
+from .values import billing_role, fhir_date, number, section_type_of, translation_ext
 
 LAYOUT = {
     "r1": {"fac": 3, "name": 4, "date": 5, "alt": 6, "seq": 7, "dx": 8, "proc": 10,
@@ -37,7 +37,7 @@ class VisitsMixin:
             if english:
                 coding["display"] = english
                 if name:
-                    coding["_display"] = _translation(name)
+                    coding["_display"] = translation_ext(name)
             elif name:
                 coding["display"] = name
             concept["coding"] = [coding]
@@ -88,7 +88,7 @@ class VisitsMixin:
                         "code": "IMP" if s == "r2" else "AMB",
                         "display": "inpatient encounter" if s == "r2" else "ambulatory",
                     },
-                    "type": [_section_type(s)],
+                    "type": [section_type_of(s)],
                     "subject": self.patient,
                     "period": {"start": start, **({"end": end} if end and end >= start else {})},
                 }
@@ -129,7 +129,7 @@ class VisitsMixin:
                     "note": [{"text": "主診斷 (principal)" if pos == 1 else "次診斷 (secondary)"}],
                 }
                 cref = self.add(cond)
-                enc_dx.append({"condition": cref, "rank": seq, "use": _billing_role()})
+                enc_dx.append({"condition": cref, "rank": seq, "use": billing_role()})
                 eob_dx.append({"sequence": seq, "diagnosisReference": cref})
             if enc_dx:
                 enc["diagnosis"] = enc_dx

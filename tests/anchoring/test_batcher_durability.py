@@ -95,7 +95,7 @@ def assert_each_leaf_anchored_once(engine, chain_url: str, data: Path) -> int:
         assert verify_inclusion(anchor.leaf, anchor.proof, anchor.root, record.leaf_count)
     contract = w3.eth.contract(
         address=deployment.anchor_registry,
-        abi=reader.client._artifacts["AnchorRegistry"]["abi"],
+        abi=reader.client.contract_abi("AnchorRegistry"),
     )
     assert contract.functions.anchorCount().call() == len(batch_rows)
     return len(rows)
