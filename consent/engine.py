@@ -128,11 +128,6 @@ class ConsentEngine:
             self._counters[patient_id] = self._counters.get(patient_id, 0) + 1
             self._consents.pop(patient_id, None)
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._consents.clear()
-            self._decisions.clear()
-
     # -- decisions --------------------------------------------------------------
     def decide(
         self,

@@ -46,7 +46,7 @@ dict keys in process memory, so the caller decides.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -60,7 +60,6 @@ from fhir_server.search.values import (
     compile_path,
     is_identifier_like,
     normalize,
-    param_values,
     path_values,
     reference_values,
     string_values,
@@ -257,9 +256,3 @@ def index_rows(  # noqa: PLR0912, PLR0915
         if rows:
             out[name] = rows
     return out
-
-
-def iter_param_strings(resource: dict, sp: SearchParam) -> Iterable[str]:
-    """Raw searchable strings of a string param (for the Python matcher)."""
-    for v in param_values(resource, sp):
-        yield from string_values(v)
