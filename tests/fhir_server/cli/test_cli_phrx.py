@@ -71,7 +71,7 @@ def test_serve_help_documents_options(phrx_bin):
 
 
 def test_load_sample_bundle(phrx_bin, tmp_path):
-    from fhir_server.demo.sample_data import scenario_patient_bundle
+    from tests.sample_data import scenario_patient_bundle
 
     bundle = scenario_patient_bundle()
     path = tmp_path / "sample.json"
@@ -98,7 +98,7 @@ def test_load_sample_bundle(phrx_bin, tmp_path):
 
 
 def test_load_directory(phrx_bin, tmp_path):
-    from fhir_server.demo.sample_data import scenario_patient_bundle
+    from tests.sample_data import scenario_patient_bundle
 
     folder = tmp_path / "bundles"
     folder.mkdir()
