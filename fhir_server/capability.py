@@ -1,10 +1,18 @@
-"""The CapabilityStatement: exactly what this node implements (R4 capabilitystatement.html)."""
+"""The CapabilityStatement: exactly what this node implements (R4 capabilitystatement.html).
+
+``rest.operation`` names each ``$operation`` by its OperationDefinition's canonical URL,
+all under one base (:data:`fhir_server.operations.definition.CANONICAL_BASE`); the
+node serves each at ``GET /fhir/OperationDefinition/{id}``
+(fhir_server/api/operations/definitions.py).
+"""
 
 from __future__ import annotations
 
 from functools import cache
 
 from fhir_server import ids
+from fhir_server.operations import registry
+from fhir_server.operations.definition import VERSION
 from fhir_server.resource_types import supported_types
 from fhir_server.search.params import params_for
 from fhir_server.smart.discovery import oauth_security
@@ -23,10 +31,12 @@ COMMON_SEARCH = [
     ("_id", "token", "http://hl7.org/fhir/SearchParameter/Resource-id"),
     ("_lastUpdated", "date", "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"),
 ]
-VERSION = "0.1.0"
 
 
 def capability_statement(base_url: str, operations: list[dict] | None = None) -> dict:
+    """``operations``: the ``rest.operation`` entries (default: every registered one)."""
+    if operations is None:
+        operations = registry.capability_entries()
     return {
         "resourceType": "CapabilityStatement",
         "id": "phrx",
@@ -48,7 +58,7 @@ def capability_statement(base_url: str, operations: list[dict] | None = None) ->
                     {"code": "batch"},
                     {"code": "history-system"},
                 ],
-                "operation": operations or [],
+                "operation": operations,
             }
         ],
     }

@@ -3,9 +3,38 @@
 from __future__ import annotations
 
 from fhir_server.errors import FHIRError
+from fhir_server.operations.definition import operation_definition, param
 
-NAME = "anchor"
-DEFINITION_URL = "https://phrx.dev/fhir/OperationDefinition/anchor"
+_BATCH_PARTS = [
+    param("batch", "out", 1, "1", "string", "Batch id in the node's anchoring journal."),
+    param("root", "out", 1, "1", "string", "Merkle root (hex) anchored on the chain."),
+    param("leafCount", "out", 1, "1", "integer"),
+    param("txHash", "out", 1, "1", "string", "Chain transaction (0x hex)."),
+    param("blockNumber", "out", 1, "1", "integer"),
+    param("blockTime", "out", 1, "1", "integer", "Block time, seconds since the epoch."),
+    param("authority", "out", 1, "1", "string", "Country of the anchoring authority."),
+]
+DEFINITION = operation_definition(
+    "anchor",
+    code="anchor",
+    name="PhrxAnchor",
+    title="Anchor pending versions now",
+    description=(
+        "Flushes the node's anchoring journal: every pending resource version is committed "
+        "to the chain as a Merkle root, one transaction per batch. Needs a system/ scope "
+        "granting create (operators and backend services). 503 without a chain."
+    ),
+    system=True,
+    type_=False,
+    instance=False,
+    affects_state=True,
+    parameters=[
+        param("batches", "out", 1, "1", "integer", "Number of batches anchored."),
+        param("leafCount", "out", 1, "1", "integer", "Versions anchored in all."),
+        param("batch", "out", 0, "*", None, "One per anchored batch.", part=_BATCH_PARTS),
+    ],
+)
+NAME = DEFINITION["code"]
 
 
 class ChainUnavailable(FHIRError):

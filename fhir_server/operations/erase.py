@@ -21,6 +21,9 @@ next request (``KeyRing.refresh`` sees the store's key generation change).
 Limits (documented, not solved here): anchoring leaf hashes stay (hashes of
 content with random ids, needed for the chain), and copies released to other
 nodes must be erased there.
+
+Route: fhir_server/api/operations/erase.py (the patient themself or an administrator).
+The store is queried through :mod:`fhir_server.storage.queries`.
 """
 
 from __future__ import annotations
@@ -28,19 +31,41 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, or_, select, update
-
 from fhir_server import ids
 from fhir_server.errors import NotFound
-from fhir_server.storage import audit_store
-from fhir_server.storage.db import compartments, data_keys, metadata, resources, versions
+from fhir_server.operations.definition import operation_definition, param
+from fhir_server.storage import audit_store, queries
 from vault.keyring import NODE_SCOPE, KeyRing
 
-NAME = "erase"
-DEFINITION_URL = "https://phrx.example.org/fhir/OperationDefinition/Patient-erase"
-_CHUNK = 500
 _AUDIT = "AuditEvent"
 log = logging.getLogger("phrx.erase")
+DEFINITION = operation_definition(
+    "erase",
+    code="erase",
+    name="PhrxPatientErase",
+    title="Erase a patient's record (crypto-shredding)",
+    description=(
+        "POST Patient/id/$erase, by the patient themself or a node administrator: every "
+        "resource sealed under the patient's data key, or in that patient's compartment "
+        "only, gets a deletion version and loses its index rows; keys released to other "
+        "nodes are forgotten; then the patient's wrapped data key is destroyed, so no "
+        "version written for the patient can be decrypted again. The node's AuditEvents "
+        "stay (the access log outlives the record)."
+    ),
+    resource=["Patient"],
+    system=False,
+    type_=False,
+    instance=True,
+    affects_state=True,
+    parameters=[
+        param("patient", "out", 1, "1", "Reference", "The erased patient."),
+        param("erased", "out", 1, "1", "integer", "Resources marked deleted."),
+        param("keyDestroyed", "out", 1, "1", "boolean", "The data key was deleted."),
+        param("scrubbed", "out", 1, "1", "boolean", "Also scrubbed from the database files."),
+        param("audit", "out", 0, "1", "Reference", "The erasure AuditEvent."),
+    ],
+)
+NAME = DEFINITION["code"]
 
 
 @dataclass
@@ -78,13 +103,7 @@ def erase_patient(store, patient_id: str, *, audit_event: dict | None = None) ->
     ids.check_id(patient_id, "patient id")
     scope = KeyRing.patient_scope(patient_id)
     result = ErasureResult(patient_id)
-    with store.connect() as conn:
-        known = conn.execute(
-            select(resources.c.pk).where(
-                resources.c.res_type == "Patient", resources.c.res_id == patient_id
-            )
-        ).first()
-    if known is None:
+    if not queries.resource_known(store, "Patient", patient_id):
         raise NotFound(f"Patient/{patient_id} is not known.")
     audit_store.prepare(store)
     with store.unit_of_work() as writer:
@@ -94,8 +113,11 @@ def erase_patient(store, patient_id: str, *, audit_event: dict | None = None) ->
                 writer.delete(res_type, res_id)
             result.resources.append(f"{res_type}/{res_id}")
         writer.flush()
-        _drop_index_rows(writer.conn, [t[0] for t in targets], patient_id)
-        _forget_released_keys(writer.conn, patient_id)
+        queries.drop_index_rows(writer.conn, [t[0] for t in targets])
+        # Shared resources stay (they are also another patient's), but leave this
+        # compartment; the patient's AuditEvents stay in it (the log outlives the record).
+        queries.leave_compartment(writer.conn, patient_id, keep_type=_AUDIT, keep_scope=NODE_SCOPE)
+        queries.forget_released_keys(writer.conn, patient_id=patient_id)
         if audit_event:
             result.audit_event_id = audit_store.append(store, writer.conn, [audit_event])[0]["id"]
     result.key_destroyed, result.scrubbed = _destroy_key(store, scope)
@@ -109,107 +131,16 @@ def _targets(conn, patient_id: str, scope: str) -> list[tuple]:
     AuditEvents (sealed under the node key). An AuditEvent a client posted, which
     the generic writer sealed under the patient's key, is erased like any record:
     left undeleted it would fail every search of the log once the key is gone."""
-    ever_sealed = select(versions.c.res_type, versions.c.res_id).where(
-        versions.c.key_scope == scope
-    )
-    in_compartment = select(compartments.c.resource_pk).where(
-        compartments.c.patient_id == patient_id
-    )
-    shared = select(compartments.c.resource_pk).where(compartments.c.patient_id != patient_id)
-    sealed_pairs = {tuple(r) for r in conn.execute(ever_sealed.distinct())}
-    rows = conn.execute(
-        select(
-            resources.c.pk,
-            resources.c.res_type,
-            resources.c.res_id,
-            resources.c.deleted,
-            resources.c.key_scope,
-        ).where(
-            or_(
-                resources.c.key_scope == scope,
-                resources.c.pk.in_(in_compartment) & resources.c.pk.not_in(shared),
-            )
-            | resources.c.pk.in_(_pks_of(conn, sealed_pairs))
-        )
-    ).all()
+    rows = queries.erasure_candidates(conn, patient_id, scope)
     found = {tuple(r[:4]) for r in rows if not (r[1] == _AUDIT and r[4] == NODE_SCOPE)}
     return sorted(found, key=lambda r: (r[1] != "Patient", r[1], r[2]))
-
-
-def _pks_of(conn, pairs: set[tuple[str, str]]) -> list[int]:
-    pks: list[int] = []
-    by_type: dict[str, list[str]] = {}
-    for res_type, res_id in pairs:
-        by_type.setdefault(res_type, []).append(res_id)
-    for res_type, res_ids in by_type.items():
-        for start in range(0, len(res_ids), _CHUNK):
-            chunk = res_ids[start : start + _CHUNK]
-            query = select(resources.c.pk).where(
-                resources.c.res_type == res_type, resources.c.res_id.in_(chunk)
-            )
-            pks.extend(r[0] for r in conn.execute(query))
-    return pks
-
-
-def _drop_index_rows(conn, pks: list[int], patient_id: str) -> None:
-    index_tables = [t for name, t in metadata.tables.items() if name.startswith("sidx_")]
-    for start in range(0, len(pks), _CHUNK):
-        chunk = pks[start : start + _CHUNK]
-        for table in index_tables:
-            conn.execute(delete(table).where(table.c.resource_pk.in_(chunk)))
-        conn.execute(delete(compartments).where(compartments.c.resource_pk.in_(chunk)))
-    # Shared resources stay (they are also another patient's), but leave this compartment;
-    # the patient's AuditEvents stay in it (the access log outlives the record).
-    audit_pks = select(resources.c.pk).where(
-        resources.c.res_type == _AUDIT, resources.c.key_scope == NODE_SCOPE
-    )
-    conn.execute(
-        delete(compartments).where(
-            compartments.c.patient_id == patient_id, compartments.c.resource_pk.not_in(audit_pks)
-        )
-    )
-
-
-def _forget_released_keys(conn, patient_id: str) -> None:
-    from consent.tables import released_keys
-
-    conn.execute(
-        update(released_keys)
-        .where(released_keys.c.patient_id == patient_id)
-        .values(wrapped=None, revoked_us=ids.now_us())
-    )
 
 
 def _destroy_key(store, scope: str) -> tuple[bool, bool]:
     """Delete the wrapped data key; then, best effort, scrub it from the database files.
 
     Returns (destroyed, scrubbed)."""
-    engine = store.engine
-    removed, scrubbed = False, False
-    try:
-        if engine.dialect.name == "sqlite":
-            with engine.connect() as conn:
-                # secure_delete zeroes the freed cell; the TRUNCATE checkpoint moves the
-                # rewritten page into the main file and empties the WAL. PRAGMAs go to
-                # the driver connection: they must run outside a transaction.
-                raw = conn.connection.driver_connection
-                raw.execute("PRAGMA secure_delete=ON")
-                try:
-                    with conn.begin():
-                        gone = conn.execute(delete(data_keys).where(data_keys.c.scope == scope))
-                        removed = gone.rowcount > 0
-                    busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                    scrubbed = busy is not None and busy[0] == 0
-                finally:
-                    raw.execute("PRAGMA secure_delete=OFF")
-    except Exception as error:  # fall back to the plain delete below
-        log.warning("secure delete of a data key failed: %s", type(error).__name__)
+    removed, scrubbed = queries.scrub_data_key(store.engine, scope)
     removed = store.keyring.destroy(scope) or removed  # also drops the cached key
-    if engine.dialect.name == "postgresql":
-        try:
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM data_keys")
-            scrubbed = True
-        except Exception as error:  # never fail an erasure whose key is already gone
-            log.warning("VACUUM after erase failed: %s", type(error).__name__)
+    scrubbed = queries.vacuum_data_keys(store.engine) or scrubbed
     return removed, scrubbed

@@ -4,24 +4,47 @@ Returns the Patient, every current resource in its compartment, and the
 resources those reference directly (practitioners, organizations,
 medications, locations), as one searchset Bundle. Supports ``_type``,
 ``_since``, ``_count`` and ``_offset``.
+
+Route: fhir_server/api/operations/everything.py (access: ``guard.everything``).
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from sqlalchemy import select
-
 from fhir_server import ids
 from fhir_server.errors import BadRequest
+from fhir_server.operations.definition import operation_definition, param
 from fhir_server.resource_types import supported_types
-from fhir_server.search.tables import sidx_ref
-from fhir_server.storage.db import compartments, resources
+from fhir_server.storage import queries
 from fhir_server.storage.store import ResourceStore
 
-NAME = "everything"
-DEFINITION_URL = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 MAX_COUNT = 5000
+DEFINITION = operation_definition(
+    "everything",
+    code="everything",
+    name="PhrxPatientEverything",
+    title="Everything in a patient's record",
+    description=(
+        "GET or POST Patient/id/$everything: the Patient, every current resource in its "
+        "compartment and the resources those reference directly, as one searchset Bundle, "
+        "filtered by what the token may read (scopes, compartment, consent). The access "
+        "log (AuditEvent) is left out. Paged with _count and _offset."
+    ),
+    resource=["Patient"],
+    system=False,
+    type_=False,
+    instance=True,
+    base="http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    parameters=[
+        param("_since", "in", 0, "1", "instant", "Only resources updated since then."),
+        param("_type", "in", 0, "*", "code", "Only these resource types (comma-separated)."),
+        param("_count", "in", 0, "1", "integer", f"Page size (at most {MAX_COUNT})."),
+        param("_offset", "in", 0, "1", "integer", "Entries to skip (the next link sets it)."),
+        param("return", "out", 1, "1", "Bundle", "A searchset Bundle."),
+    ],
+)
+NAME = DEFINITION["code"]
 
 
 def _options(args: list[tuple[str, str]]) -> tuple[set[str] | None, int | None, int, int]:
@@ -46,21 +69,6 @@ def _options(args: list[tuple[str, str]]) -> tuple[set[str] | None, int | None, 
     return types, since, count, offset
 
 
-def compartment_pks(store: ResourceStore, patient_id: str, types, since) -> list[int]:
-    query = (
-        select(resources.c.pk)
-        .join(compartments, compartments.c.resource_pk == resources.c.pk)
-        .where(compartments.c.patient_id == patient_id, resources.c.deleted.is_(False))
-        .order_by(resources.c.pk)
-    )
-    if types:
-        query = query.where(resources.c.res_type.in_(types))
-    if since is not None:
-        query = query.where(resources.c.last_updated_us >= since)
-    with store.connect() as conn:
-        return list(dict.fromkeys(r[0] for r in conn.execute(query)))
-
-
 def referenced(found: list[dict]) -> set[tuple[str, str]]:
     refs: set[tuple[str, str]] = set()
     stack: list = list(found)
@@ -77,36 +85,21 @@ def referenced(found: list[dict]) -> set[tuple[str, str]]:
     return refs
 
 
-def indexed_targets(store: ResourceStore, patient_id: str, types: set[str]) -> set[tuple[str, str]]:
-    """References of type ``types`` made by any resource of the compartment.
-
-    With ``_type`` only the wanted types are decrypted, so references held by
-    the other compartment resources (an Encounter's serviceProvider) are read
-    from the reference index instead.
-    """
-    query = (
-        select(sidx_ref.c.target_type, sidx_ref.c.target_id)
-        .join(compartments, compartments.c.resource_pk == sidx_ref.c.resource_pk)
-        .where(compartments.c.patient_id == patient_id, sidx_ref.c.target_type.in_(types))
-        .distinct()
-    )
-    with store.connect() as conn:
-        return {(t, i) for t, i in conn.execute(query) if t and i}
-
-
 def run(store: ResourceStore, patient_id: str, args, base_url: str, visible=None) -> dict:
     """``visible``: ``list[resource] -> list[resource]`` keeping what the caller may
     see (access policy); applied before counting and paging."""
     ids.check_id(patient_id, "patient id")
     store.read("Patient", patient_id)  # 404 / 410 before anything else
     types, since, count, offset = _options(args)
-    pks = compartment_pks(store, patient_id, types, since)
+    pks = queries.compartment_pks(store, patient_id, types, since)
     in_compartment = store.load_in_compartment(pks, patient_id, damaged=[])
     have = {(r["resourceType"], r["id"]) for r in in_compartment}
     extra = []
     targets = referenced(in_compartment)
     if types is not None:
-        targets |= indexed_targets(store, patient_id, types)
+        # only the wanted types are decrypted, so references held by the other
+        # compartment resources (an Encounter's serviceProvider) come from the index
+        targets |= queries.referenced_targets(store, patient_id, types)
     for res_type, res_id in sorted(targets - have):
         if res_type in supported_types() and (types is None or res_type in types):
             row = store.current_version(res_type, res_id)

@@ -19,6 +19,8 @@ data key is released: wrapped for that node's encryption public key (looked up b
 :mod:`federation.authority_keys`) and kept in ``released_keys``; the disclosure
 AuditEvent is stored in the same transaction, so no key leaves without its record.
 Revocation sets the matching Consents ``inactive`` and destroys their released keys.
+
+Route: fhir_server/api/operations/share.py (the patient themself or an administrator).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import x25519
-from sqlalchemy import insert, update
 
 from consent.codes import (
     ACT_CODE,
@@ -41,22 +42,62 @@ from consent.codes import (
     PROVISION_ACTOR_ROLE,
     RESOURCE_TYPES,
 )
-from consent.tables import released_keys
 from fhir_server import ids
 from fhir_server.errors import BadRequest, NotFound
+from fhir_server.operations import definition as opd
 from fhir_server.resource_types import supported_types
 from fhir_server.rest import interactions
 from fhir_server.search.runner import run_search
-from fhir_server.storage import audit_store
-from validators.r4 import validate_resource
+from fhir_server.storage import audit_store, queries
+from fhir_server.validation import validate_resource
 from vault import release
 from vault._encoding import length_prefixed
 from vault.keyring import KeyRing
 
-NAME = "share"
-DEFINITION_URL = "https://phrx.example.org/fhir/OperationDefinition/Patient-share"
 SHARE_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/share-id"
 DEFAULT_DAYS = 30
+DEFINITION = opd.operation_definition(
+    "share",
+    code="share",
+    name="PhrxPatientShare",
+    title="Share a patient's record with a practitioner (or revoke a share)",
+    description=(
+        "POST Patient/id/$share with a Parameters body, by the patient themself or a node "
+        "administrator: writes an active patient-privacy Consent permitting the recipient "
+        "(a Practitioner reference, or an identifier of a practitioner of recipientNode). "
+        "For another country's node the patient's data key is released, wrapped for that "
+        "node's public key. revoke=true sets the matching Consents inactive and destroys "
+        "their released keys. 201 for a grant, 200 for a revocation."
+    ),
+    resource=["Patient"],
+    system=False,
+    type_=False,
+    instance=True,
+    affects_state=True,
+    parameters=[
+        opd.param(
+            "recipient",
+            "in",
+            0,
+            "1",
+            "Element",
+            "valueIdentifier (system and value) or valueReference (Practitioner); "
+            "required unless revoking by share id.",
+        ),
+        opd.param("recipientNode", "in", 0, "1", "code", "Country of the recipient's node."),
+        opd.param("period", "in", 0, "1", "Period", f"Default: from now for {DEFAULT_DAYS} days."),
+        opd.param("purpose", "in", 0, "*", "Coding", "Default: v3-ActReason TREAT."),
+        opd.param("class", "in", 0, "*", "code", "Resource types shared (default: all)."),
+        opd.param("access", "in", 0, "1", "code", "read (default) or read-write."),
+        opd.param("revoke", "in", 0, "1", "boolean", "Revoke instead of granting."),
+        opd.param("share", "in", 0, "1", "string", "The share id to revoke."),
+        opd.param("consent", "out", 0, "*", "Consent", "The Consents written."),
+        opd.param("share", "out", 0, "1", "string", "The share id."),
+        opd.param("reference", "out", 0, "*", "Reference", "URL of each Consent."),
+        opd.param("keyReleased", "out", 1, "1", "boolean", "A data key went to another node."),
+    ],
+)
+NAME = DEFINITION["code"]
 
 PublicKeyLookup = Callable[[str], object | None]  # country -> encryption public key
 # (Consent references, recipient country) -> the disclosure AuditEvent
@@ -218,7 +259,7 @@ def share(
         written = interactions.create(writer, consent).resource
         if public_key is not None:
             row = release_key(store.keyring, patient_id, written["id"], req.node, public_key)
-            writer.conn.execute(insert(released_keys).values(share_id=share_id, **row))
+            queries.insert_released_key(writer.conn, share_id, row)
             if disclosure is not None:
                 event = disclosure([f"Consent/{written['id']}"], req.node)
                 audit_store.append(store, writer.conn, [event])
@@ -263,11 +304,7 @@ def revoke(store, patient_id: str, req: ShareRequest) -> ShareResult:
             body = {k: v for k, v in consent.items() if k != "meta"}
             body["status"] = "inactive"
             revoked.append(interactions.update(writer, "Consent", consent["id"], body).resource)
-        writer.conn.execute(
-            update(released_keys)
-            .where(released_keys.c.consent_id.in_([c["id"] for c in matching]))
-            .values(wrapped=None, revoked_us=ids.now_us())
-        )
+        queries.forget_released_keys(writer.conn, consent_ids=[c["id"] for c in matching])
     return ShareResult(revoked, req.share_id, revoked=True)
 
 

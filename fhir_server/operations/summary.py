@@ -7,6 +7,8 @@ directives when the record holds any. Entries are newest first. Where an English
 display is known (ICD-10-CM table of the MHB mapper) it is shown, and the original
 (e.g. Chinese) display is kept beside it in the R4 ``translation`` extension.
 The Bundle and the Composition are validated before they are returned.
+
+Route: fhir_server/api/operations/summary.py (access, consent and break-glass there).
 """
 
 from __future__ import annotations
@@ -17,17 +19,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from consent.provisions import clinical_time
 from fhir_server import ids
-from fhir_server.storage.db import compartments, resources
+from fhir_server.operations.definition import operation_definition, param
+from fhir_server.storage import queries
+from fhir_server.validation import validate_resource
 from mhb_import.codes import TRANSLATION_EXT
 from mhb_import.icd10cm import english_title
-from validators.r4 import validate_resource
 
-NAME = "summary"
-DEFINITION_URL = "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"
 LOINC = "http://loinc.org"
 EMPTY_REASON = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
 INACTIVE = {"entered-in-error", "cancelled", "not-taken"}
@@ -50,6 +49,29 @@ SECTIONS = (
     ("directives", "42348-3", "Advance directives", False, ("Consent",)),
 )
 SECTION_TYPES = {t for *_, types in SECTIONS for t in types}
+DEFINITION = operation_definition(
+    "summary",
+    code="summary",
+    name="PhrxPatientSummary",
+    title="International Patient Summary of a patient",
+    description=(
+        "GET or POST Patient/id/$summary: an IPS document Bundle (Composition LOINC "
+        "60591-5) of what the caller may read. Practitioners need the patient's Consent; "
+        "where the patient's policy allows break-glass, purpose=ETREAT (or BTG) with a "
+        "justification opens it, and the access is audited as break-glass."
+    ),
+    resource=["Patient"],
+    system=False,
+    type_=False,
+    instance=True,
+    base="http://hl7.org/fhir/uv/ips/OperationDefinition/summary",
+    parameters=[
+        param("purpose", "in", 0, "1", "code", "ETREAT or BTG asks for break-glass."),
+        param("justification", "in", 0, "1", "string", "Why break-glass is needed."),
+        param("return", "out", 1, "1", "Bundle", "The IPS document Bundle."),
+    ],
+)
+NAME = DEFINITION["code"]
 
 
 def build_summary(
@@ -86,17 +108,7 @@ def build_summary(
 
 
 def _load(store, patient_id: str) -> list[dict]:
-    query = (
-        select(resources.c.pk)
-        .join(compartments, compartments.c.resource_pk == resources.c.pk)
-        .where(
-            compartments.c.patient_id == patient_id,
-            resources.c.deleted.is_(False),
-            resources.c.res_type.in_(sorted(SECTION_TYPES)),
-        )
-    )
-    with store.connect() as conn:
-        pks = list(dict.fromkeys(r[0] for r in conn.execute(query)))
+    pks = queries.compartment_pks(store, patient_id, SECTION_TYPES)
     return store.load_in_compartment(pks, patient_id, damaged=[])
 
 

@@ -5,6 +5,9 @@
 * ``POST /fhir/$verify``: the same for an external copy (a resource, a Parameters with
   ``resource`` + ``provenance``, or a Bundle with the Provenance the node issued). A copy
   without a Provenance is checked against the node's own journal.
+
+Route: fhir_server/api/operations/verify.py. The proof itself (``$provenance``) is
+fhir_server/operations/provenance.py.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from anchoring.provenance import (
     ProvenanceError,
     claim_from_anchor,
     claim_from_provenance,
-    provenance_for,
     targets,
     version_key_of,
     version_reference,
@@ -32,10 +34,52 @@ from anchoring.verification import (
 )
 from fhir_server import ids
 from fhir_server.errors import BadRequest, Gone, IntegrityFailure, NotFound
+from fhir_server.operations.definition import operation_definition, param
 from fhir_server.resource_types import check_type
 
-NAME = "verify"
-DEFINITION_URL = "https://phrx.dev/fhir/OperationDefinition/verify"
+_RESULT_PARTS = [
+    param("result", "out", 1, "1", "boolean", "True: the version is exactly what was anchored."),
+    param("target", "out", 0, "1", "string", "The version checked (Type/id/_history/vid)."),
+    param("reason", "out", 0, "1", "string", "Why the result is false."),
+    param("reasonCode", "out", 0, "1", "code", "hash-mismatch, not-anchored, ..."),
+    param("leaf", "out", 0, "1", "string", "Leaf hash (hex) of the canonical content."),
+    param("root", "out", 0, "1", "string", "Merkle root (hex) of the batch."),
+    param("batch", "out", 0, "1", "string"),
+    param("txHash", "out", 0, "1", "string"),
+    param("blockNumber", "out", 0, "1", "integer"),
+    param("leafCount", "out", 0, "1", "integer"),
+    param("confirmations", "out", 0, "1", "integer"),
+    param("chainId", "out", 0, "1", "integer"),
+    param("blockTime", "out", 0, "1", "instant"),
+    param("authority", "out", 0, "1", "string", "Country of the anchoring authority."),
+    param("authorityAddress", "out", 0, "1", "string"),
+    param("contract", "out", 0, "1", "string", "Address of the anchor registry."),
+]
+DEFINITION = operation_definition(
+    "verify",
+    code="verify",
+    name="PhrxVerify",
+    title="Verify a version against its anchor on the chain",
+    description=(
+        "Instance level (GET Type/id/$verify, Type/id/_history/vid/$verify): recomputes "
+        "the anchoring leaf of the stored version, checks its Merkle path and reads the "
+        "root from the chain. System level (POST $verify): the same for a downloaded copy "
+        "-- a resource, a Parameters with resource and provenance, or a Bundle carrying the "
+        "Provenance this node issued; a copy without a Provenance is checked against the "
+        "node's journal. A Bundle answers one result overall and one entry per copy."
+    ),
+    resource=["Resource"],
+    system=True,
+    type_=False,
+    instance=True,
+    parameters=[
+        param("resource", "in", 0, "1", "Resource", "System level: the copy to verify."),
+        param("provenance", "in", 0, "1", "Provenance", "System level: its anchoring proof."),
+        *_RESULT_PARTS,
+        param("entry", "out", 0, "*", None, "POST of a Bundle: one per copy.", part=_RESULT_PARTS),
+    ],
+)
+NAME = DEFINITION["code"]
 
 
 def _reader(node) -> ChainReader | None:
@@ -78,14 +122,6 @@ def verify_stored(node, res_type: str, res_id: str, version_id: int | None = Non
     return replace(verification, result=False, reason_code=VERSION_CHAIN_BROKEN, reason=why)
 
 
-def provenance_of(node, res_type: str, res_id: str, version_id: int) -> dict:
-    check_type(res_type)
-    anchor = journal.version_anchor(node.engine, res_type, res_id, version_id)
-    if anchor is None or not anchor.anchored:
-        raise NotFound(f"{version_reference(res_type, res_id, version_id)} is not anchored yet.")
-    return provenance_for(anchor)
-
-
 def _verify_copy(node, resource: dict, provenance: dict | None) -> Verification:
     key = version_key_of(resource)
     target = version_reference(*key) if key else None
@@ -116,7 +152,7 @@ def _verify_copy(node, resource: dict, provenance: dict | None) -> Verification:
 
 def verify_external(node, body: dict) -> dict:
     """POST $verify: returns Parameters (one ``result`` overall, one ``entry`` per copy)."""
-    pairs = _copies(body)
+    pairs = copies(body)
     if not pairs:
         raise BadRequest("Nothing to verify: send a resource, a Bundle or Parameters.")
     results = [_verify_copy(node, resource, prov) for resource, prov in pairs]
@@ -127,7 +163,8 @@ def verify_external(node, body: dict) -> dict:
     return {"resourceType": "Parameters", "parameter": params}
 
 
-def _copies(body: dict) -> list[tuple[dict, dict | None]]:
+def copies(body: dict) -> list[tuple[dict, dict | None]]:
+    """The (resource, Provenance or None) pairs a ``POST $verify`` body carries."""
     kind = body.get("resourceType")
     if kind == "Bundle":
         resources = [e.get("resource") for e in body.get("entry") or [] if isinstance(e, dict)]

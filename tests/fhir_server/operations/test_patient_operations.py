@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_server.operations.definition import CANONICAL_BASE
 from fhir_server.search.runner import run_search
 from fhir_server.storage.audit_log import verify_log
 
@@ -160,4 +161,7 @@ def test_capability_statement_lists_the_consent_operations(app):
     operations = app.test_client().get("/fhir/metadata").get_json()["rest"][0]["operation"]
     listed = {op["name"]: op["definition"] for op in operations}
     assert {"summary", "erase", "share"} <= set(listed)
-    assert listed["summary"] == "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"
+    assert listed["summary"] == f"{CANONICAL_BASE}/OperationDefinition/summary"
+    # the node's own definition, derived from the IPS one
+    served = app.test_client().get("/fhir/OperationDefinition/summary").get_json()
+    assert served["base"] == "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"

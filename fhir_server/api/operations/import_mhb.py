@@ -1,6 +1,6 @@
-"""HTTP route of ``$import-mhb``; the logic lives in fhir_server/operations/import_mhb.py.
+"""``POST /fhir/Patient/{id}/$import-mhb``: import a My Health Bank export.
 
-``POST /fhir/Patient/{id}/$import-mhb`` with either
+Core: :mod:`fhir_server.operations.import_mhb`. The body is either
 
 * the export file as the raw body (any content type; the parser sniffs JSON,
   XML or zip), file name in ``?filename=``, zip password in the
@@ -8,9 +8,15 @@
 * ``multipart/form-data`` with a file part ``file`` and an optional ``password``
   field.
 
+Access, all through the request's policy (:mod:`fhir_server.api.guard`): before the
+body is read, :func:`guard.patient_operation` (scopes, confinement to the token's
+patient, the patient's consent to write); then the core asks the same policy for
+create and update on every type the export produces, and the Writer checks every
+resource it writes like any REST write.
+
 Answers 200 with a ``Parameters`` summary (docs/mhb-mapping.md, "Import"), or an
-OperationOutcome: 400 malformed / hostile / wrong password, 403 scopes or another
-patient's token, 404 unknown patient, 413 too large, 415 not an MHB export,
+OperationOutcome: 400 malformed / hostile / wrong password, 403 scopes, consent or
+another patient's token, 404 unknown patient, 413 too large, 415 not an MHB export,
 422 impossible MHB structure. Nothing is stored unless the whole import succeeds.
 """
 
@@ -18,47 +24,42 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flask import Blueprint, current_app, g, request
+from flask import current_app, request
 
 from fhir_server import ids
+from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
-from fhir_server.api.http import fhir_response, negotiate
+from fhir_server.api.http import fhir_response
+from fhir_server.api.operations.base import blueprint, node
 from fhir_server.errors import BadRequest, PayloadTooLarge
-from fhir_server.operations import import_mhb
+from fhir_server.operations import import_mhb as core
 from mhb_import import ParseLimits
 
-bp = Blueprint("import_mhb", __name__, url_prefix="/fhir")
+bp = blueprint("import_mhb")
+CORE = core
 PASSWORD_HEADER = "X-MHB-Password"  # noqa: S105 - a header name, not a secret
-
-
-@bp.before_request
-def _negotiate():
-    negotiate()
 
 
 @bp.post("/Patient/<patient_id>/$import-mhb")
 def import_mhb_route(patient_id: str):
     ids.check_id(patient_id, "patient id")
-    access = g.get("access")
     # 403 before the body is read: scopes, confinement, the patient's consent to write
-    audit = guard.patient_operation(patient_id, "c", "Provenance").audit
-    import_mhb.check_patient_access(access, patient_id)  # c and u, no granular scopes
-    node = current_app.extensions["phrx.node"]
+    policy = guard.patient_operation(patient_id, Interaction.CREATE, "Provenance")
     limit = min(current_app.config["PHRX_MAX_BODY_BYTES"], ParseLimits().max_bytes)
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The upload exceeds the limit of {limit} bytes.")
     data, filename, password = _upload()
-    outcome = import_mhb.run(
-        node,
+    outcome = core.run(
+        node(),
         patient_id,
         data,
         password=password,
         filename=filename,
-        access=access,
+        policy=policy,
         limits=replace(ParseLimits(), max_bytes=limit),
     )
     # audited as one create in the patient's record (the Provenance names every write)
-    audit.wrote("create", outcome.provenance or f"Patient/{patient_id}", {patient_id})
+    policy.audit.wrote("create", outcome.provenance or f"Patient/{patient_id}", {patient_id})
     return fhir_response(outcome.to_parameters())
 
 

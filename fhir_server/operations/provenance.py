@@ -1,0 +1,68 @@
+"""``$provenance``: the anchoring proof of a stored version, as an R4 Provenance.
+
+``GET /fhir/{type}/{id}/_history/{vid}/$provenance`` answers the Provenance the node
+issues for an anchored version (Merkle path, root, chain transaction; see
+docs/anchoring.md): with it, a downloaded copy can be verified offline or on any node
+(``POST $verify``). Searchset Bundles (searches, ``$everything``) carry the
+Provenance of every anchored version they contain when asked with
+``_anchor-provenance=true`` (:func:`with_provenance`).
+
+Route: fhir_server/api/operations/provenance.py.
+"""
+
+from __future__ import annotations
+
+from anchoring import journal
+from anchoring.provenance import provenance_for, provenance_id, version_key_of, version_reference
+from fhir_server.errors import NotFound
+from fhir_server.operations.definition import operation_definition, param
+from fhir_server.resource_types import check_type
+
+PROVENANCE_PARAM = "_anchor-provenance"
+DEFINITION = operation_definition(
+    "provenance",
+    code="provenance",
+    name="PhrxProvenance",
+    title="Anchoring proof of a version",
+    description=(
+        "GET Type/id/_history/vid/$provenance: the Provenance recording where the version's "
+        "anchoring leaf lies in which anchored Merkle batch (audit path, root, chain "
+        "transaction, block). 404 until the version is anchored. Searches and $everything "
+        "add these Provenances to a searchset when asked with _anchor-provenance=true."
+    ),
+    resource=["Resource"],
+    system=False,
+    type_=False,
+    instance=True,
+    parameters=[param("return", "out", 1, "1", "Provenance", "The anchoring proof.")],
+)
+NAME = DEFINITION["code"]
+
+
+def provenance_of(node, res_type: str, res_id: str, version_id: int) -> dict:
+    check_type(res_type)
+    anchor = journal.version_anchor(node.engine, res_type, res_id, version_id)
+    if anchor is None or not anchor.anchored:
+        raise NotFound(f"{version_reference(res_type, res_id, version_id)} is not anchored yet.")
+    return provenance_for(anchor)
+
+
+def with_provenance(node, body: dict, base_url: str) -> bool:
+    """Append to the searchset ``body`` (in place) the Provenance of every anchored
+    version it holds, as ``include`` entries; returns whether ``body`` is a searchset."""
+    if body.get("resourceType") != "Bundle" or body.get("type") != "searchset":
+        return False
+    keys = [version_key_of(e.get("resource") or {}) for e in body.get("entry") or []]
+    anchors = journal.version_anchors(node.engine, [k for k in keys if k])
+    for key in keys:
+        found = anchors.get(key) if key else None
+        if found is None or not found.anchored:
+            continue
+        body.setdefault("entry", []).append(
+            {
+                "fullUrl": f"{base_url}/Provenance/{provenance_id(found)}",
+                "resource": provenance_for(found),
+                "search": {"mode": "include"},
+            }
+        )
+    return True
