@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import current_app, g, request
 
 from fhir_server.api.http import base_url
+from fhir_server.api.operations.definitions import is_public_read
 from fhir_server.api.smart.blueprint import EXTENSION
 
 FHIR_PREFIX = "/fhir"
@@ -31,7 +32,7 @@ def authenticate_request() -> None:
     path = request.path
     if not (path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")):
         return
-    if is_public(path) or request.method == "OPTIONS":
+    if is_public(path) or request.method == "OPTIONS" or is_public_read(request.method, path):
         return
     verifier = current_app.extensions[EXTENSION].verifier
     g.access = verifier.authenticate(request.headers.get("Authorization"), audience=base_url())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from fhir_server.operations import registry
 from fhir_server.operations.definition import CANONICAL_BASE
 
@@ -170,11 +168,6 @@ def test_node_definitions_are_read_only_and_other_ids_stay_stored_resources(clie
     assert client.get("/fhir/OperationDefinition/Patient-everything").status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the bearer hook (fhir_server/api/smart/bearer_hook.py) does not yet consult "
-    "fhir_server.api.operations.definitions.is_public_read (left to its owner)",
-)
 def test_definitions_are_public_like_metadata(app):
     anonymous = app.test_client()
     anonymous.environ_base.pop("HTTP_AUTHORIZATION", None)
