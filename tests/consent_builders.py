@@ -80,7 +80,7 @@ def bearer(app, *, username=None, fhir_user=None, scope="user/*.rs", context=Non
 def put(node, resource: dict) -> dict:
     """Write ``resource`` through the store (validated, anchored journal) and return it."""
     from fhir_server.rest import interactions
-    from validators.r4 import validate_resource
+    from fhir_server.validation import validate_resource
 
     validate_resource(resource)
     with node.store.unit_of_work(prepare=[resource]) as writer:

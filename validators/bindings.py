@@ -27,7 +27,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from fhir_server.errors import Issue
+from validators.errors import ValidationIssue
 
 TABLE_PATH = Path(__file__).with_name("required_bindings.json")
 VS_PREFIX = "http://hl7.org/fhir/ValueSet/"
@@ -107,18 +107,18 @@ def _compile(resource_type: str) -> dict:
     return root
 
 
-def check_required_bindings(resource: dict) -> list[Issue]:
+def check_required_bindings(resource: dict) -> list[ValidationIssue]:
     """Issues (code ``code-invalid``) for codes of ``resource`` outside required value sets."""
     resource_type = resource.get("resourceType")
     root = _root(resource_type)
     if root is None:
         return []
-    issues: list[Issue] = []
+    issues: list[ValidationIssue] = []
     _walk(root, resource, resource_type, issues)
     return issues
 
 
-def _walk(node: dict, obj: dict, path, issues: list[Issue]) -> None:
+def _walk(node: dict, obj: dict, path, issues: list[ValidationIssue]) -> None:
     for key, value in obj.items():
         entry = node.get(key)
         if entry is None:
@@ -149,7 +149,7 @@ def _walk(node: dict, obj: dict, path, issues: list[Issue]) -> None:
                 _walk(child, item, here, issues)
 
 
-def _check_coding(coding: dict, vs: ValueSet, path, issues: list[Issue]) -> bool | None:
+def _check_coding(coding: dict, vs: ValueSet, path, issues: list[ValidationIssue]) -> bool | None:
     """True if the coding is from ``vs``, False if it is in one of its systems but not
     in ``vs`` (an issue is added), None if it is from another system."""
     codes = vs.systems.get(coding.get("system"))
@@ -163,7 +163,7 @@ def _check_coding(coding: dict, vs: ValueSet, path, issues: list[Issue]) -> bool
     return False
 
 
-def _check_concept(concept: dict, vs: ValueSet, path, issues: list[Issue]) -> None:
+def _check_concept(concept: dict, vs: ValueSet, path, issues: list[ValidationIssue]) -> None:
     codings = concept.get("coding")
     if codings.__class__ is not list or not codings:
         return  # text only: nothing coded to check
@@ -186,8 +186,8 @@ def _check_concept(concept: dict, vs: ValueSet, path, issues: list[Issue]) -> No
         issues.append(_issue(_render(path), message, vs))
 
 
-def _issue(where: str, message: str, vs: ValueSet) -> Issue:
-    return Issue("code-invalid", f"{where}: {message} {vs.url}", expression=(where,))
+def _issue(where: str, message: str, vs: ValueSet) -> ValidationIssue:
+    return ValidationIssue("code-invalid", f"{where}: {message} {vs.url}", expression=(where,))
 
 
 def _render(path) -> str:

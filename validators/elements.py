@@ -23,18 +23,18 @@ from __future__ import annotations
 
 import re
 
-from fhir_server.errors import Issue
+from validators.errors import ValidationIssue
 
 MAX_ISSUES = 20
 # Characters a FHIR string may not hold (all below U+0020 but TAB, LF, CR).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def check_elements(resource: dict) -> list[Issue]:
+def check_elements(resource: dict) -> list[ValidationIssue]:
     """Issues for the rules above, each with the path of its element (empty: none)."""
     if _clean(resource):
         return []
-    issues: list[Issue] = []
+    issues: list[ValidationIssue] = []
     _collect(resource, str(resource.get("resourceType") or "Resource"), issues)
     return issues[:MAX_ISSUES]
 
@@ -72,7 +72,7 @@ def _clean(node: dict) -> bool:  # noqa: PLR0912 - inline: a call per value cost
     return True
 
 
-def _collect(node: dict, path: str, issues: list[Issue]) -> None:
+def _collect(node: dict, path: str, issues: list[ValidationIssue]) -> None:
     for key, value in node.items():
         where = f"{path}.{key}"
         if value is None:
@@ -92,13 +92,13 @@ def _collect(node: dict, path: str, issues: list[Issue]) -> None:
             _check_value(value, where, issues)
 
 
-def _check_value(value: object, where: str, issues: list[Issue]) -> None:
+def _check_value(value: object, where: str, issues: list[ValidationIssue]) -> None:
     if value.__class__ is str:
         if not value:
             issues.append(_empty(where, "string"))
         elif found := _CONTROL.search(value):
             issues.append(
-                Issue(
+                ValidationIssue(
                     "value",
                     f"{where}: the string holds the control character "
                     f"U+{ord(found.group()):04X}; FHIR strings hold none below U+0020 "
@@ -120,24 +120,24 @@ def _aligned(node: dict, key: str, index: int) -> bool:
     return partner.__class__ is list and index < len(partner) and partner[index] is not None
 
 
-def _null(where: str) -> Issue:
-    return Issue(
+def _null(where: str) -> ValidationIssue:
+    return ValidationIssue(
         "structure",
         f"{where}: null is not a value; leave out an element that has none (FHIR JSON)",
         expression=(where,),
     )
 
 
-def _empty(where: str, what: str) -> Issue:
-    return Issue(
+def _empty(where: str, what: str) -> ValidationIssue:
+    return ValidationIssue(
         "invariant",
         f"{where}: ele-1: every element must have a value or children (an empty {what})",
         expression=(where,),
     )
 
 
-def _nested_contained(where: str) -> Issue:
-    return Issue(
+def _nested_contained(where: str) -> ValidationIssue:
+    return ValidationIssue(
         "invariant",
         f"{where}: dom-2: a contained resource must not contain resources",
         expression=(where,),

@@ -20,7 +20,7 @@ from __future__ import annotations
 from consent.audit_chain import ChainReport, Head, verify_chain
 from fhir_server.storage import audit_store
 from fhir_server.storage.audit_store import HEAD_SETTING, ensure_head
-from validators.r4 import validate_resource
+from fhir_server.validation import validate_resource
 
 __all__ = [
     "HEAD_SETTING",

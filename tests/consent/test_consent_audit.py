@@ -10,7 +10,7 @@ import pytest
 from consent import audit
 from consent.audit_chain import AuditChain, Head, verify_chain
 from fhir_server.search.compartment import compartment_patient_ids
-from validators.r4 import validate_resource
+from fhir_server.validation import validate_resource
 
 WHO = {"user": "Practitioner/d1", "client_id": "ehr-app", "node": "tw-node", "country": "TW"}
 

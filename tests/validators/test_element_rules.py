@@ -9,18 +9,25 @@ import copy
 
 import pytest
 
-from fhir_server.errors import InvalidResource
+from validators.errors import ResourceInvalid
 from validators.r4 import validate_resource
 
 EXT = [{"url": "http://example.org/x", "valueString": "y"}]
 
 
 def refused(resource: dict) -> list[dict]:
-    with pytest.raises(InvalidResource) as error:
+    """The refusal's issues as dicts (severity, code, diagnostics, expression list)."""
+    with pytest.raises(ResourceInvalid) as error:
         validate_resource(resource)
-    outcome = error.value.to_operation_outcome()
-    assert error.value.status == 400
-    return outcome["issue"]
+    return [
+        {
+            "severity": i.severity,
+            "code": i.code,
+            "diagnostics": i.diagnostics,
+            "expression": list(i.expression),
+        }
+        for i in error.value.issues
+    ]
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from datetime import UTC
 
 import pytest
 
-from fhir_server.errors import InvalidResource
 from validators import model_cache
+from validators.errors import ResourceInvalid
 from validators.r4 import validate_resource
 
 LOINC_HEIGHT = {
@@ -51,18 +51,18 @@ def test_repeated_elements_are_served_from_the_cache():
 def test_an_invalid_element_after_a_cached_valid_one_is_still_refused():
     validate_resource(observation())
     bad_coding = {"coding": [{"system": "http://loinc.org", "code": "8302-2", "colour": "red"}]}
-    with pytest.raises(InvalidResource) as caught:
+    with pytest.raises(ResourceInvalid) as caught:
         validate_resource(observation(code=bad_coding))
     assert any("Observation.code.coding[0].colour" in i.expression for i in caught.value.issues)
     # and the same invalid element is refused again: failures are not cached
-    with pytest.raises(InvalidResource):
+    with pytest.raises(ResourceInvalid):
         validate_resource(observation(code=bad_coding))
 
 
 def test_values_equal_in_python_but_different_in_json_are_kept_apart():
     # {"value": 1} == {"value": True} in Python; the decimal must still refuse true.
     validate_resource(observation(valueQuantity={"value": 1, "unit": "cm"}))
-    with pytest.raises(InvalidResource) as caught:
+    with pytest.raises(ResourceInvalid) as caught:
         validate_resource(observation(valueQuantity={"value": True, "unit": "cm"}))
     assert any("valueQuantity.value" in i.expression[0] for i in caught.value.issues)
 

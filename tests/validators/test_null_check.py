@@ -3,8 +3,8 @@
 import pytest
 from fhir_core import fhirabstractmodel
 
-from fhir_server.errors import InvalidResource
 from validators import model_cache, null_check
+from validators.errors import ResourceInvalid
 from validators.r4 import validate_resource
 
 
@@ -25,7 +25,7 @@ def library_only(monkeypatch):
 
 
 def _refused(resource: dict) -> list[tuple]:
-    with pytest.raises(InvalidResource) as caught:
+    with pytest.raises(ResourceInvalid) as caught:
         validate_resource(resource)
     return [(i.expression, i.diagnostics) for i in caught.value.issues]
 

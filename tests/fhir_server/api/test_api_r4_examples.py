@@ -47,7 +47,7 @@ def accepted_examples(per_type: int | None) -> tuple[list[dict], dict[str, int]]
     from fhir_server.errors import FHIRError
     from fhir_server.ids import ID_PATTERN
     from fhir_server.resource_types import supported_types
-    from validators.r4 import validate_resource
+    from fhir_server.validation import validate_resource
 
     folder = _examples_dir()
     stats = {

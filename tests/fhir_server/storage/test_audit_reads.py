@@ -19,7 +19,7 @@ from fhir_server.search.runner import run_search
 from fhir_server.search.tables import ALL_TABLES
 from fhir_server.storage.audit_log import HEAD_SETTING, head, verify_log
 from fhir_server.storage.db import node_settings, resources, versions
-from validators.r4 import validate_resource
+from fhir_server.validation import validate_resource
 
 SECRET_NAME = "Quetzalsentinel"
 DIAGNOSIS = "F32.9"

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from fhir_server.search.runner import run_search
 from fhir_server.storage.audit_log import HEAD_SETTING, head, verify_log
 from fhir_server.storage.db import node_settings, resources, versions
-from validators.r4 import validate_resource
+from fhir_server.validation import validate_resource
 
 JSON = {"Content-Type": "application/fhir+json"}
 

@@ -1,4 +1,4 @@
-"""Business rules for patient-privacy Consents (422 Unprocessable Entity).
+"""Rules for the patient-privacy Consents this engine acts on (issue #14).
 
 A Consent the consent engine would act on must be specific enough to be safe:
 
@@ -9,7 +9,9 @@ A Consent the consent engine would act on must be specific enough to be safe:
 * every ``purpose`` is a known v3 PurposeOfUse code of ``v3-ActReason``.
 
 Consents of other scopes (advance directives, research, treatment) are not access
-policies for PHRX and are left alone.
+policies for PHRX and are left alone. A broken rule raises
+:class:`ConsentRuleViolation`, this core's own error; the node answers it with 422
+Unprocessable Entity (a valid R4 resource that breaks a rule of this server).
 """
 
 from __future__ import annotations
@@ -23,20 +25,29 @@ from consent.codes import (
     has_code,
 )
 from consent.provisions import time_range
-from fhir_server.errors import BusinessRule
+
+
+class ConsentRuleViolation(Exception):
+    """A patient-privacy Consent breaks one of the rules above: ``message`` says which,
+    ``expression`` (FHIRPath) names the element."""
+
+    def __init__(self, message: str, *, expression: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expression = expression
 
 
 def check_consent(resource: dict) -> None:
-    """Raise :class:`BusinessRule` when a patient-privacy Consent breaks a rule."""
+    """Raise :class:`ConsentRuleViolation` when a patient-privacy Consent breaks a rule."""
     if resource.get("resourceType") != "Consent":
         return
     if not has_code(resource.get("scope"), CONSENT_SCOPE, PATIENT_PRIVACY):
         return
     root = resource.get("provision")
     if not isinstance(root, dict):
-        raise BusinessRule(
+        raise ConsentRuleViolation(
             "A patient-privacy Consent needs a provision (who may do what, until when).",
-            expression=["Consent.provision"],
+            expression=("Consent.provision",),
         )
     provisions = list(_walk(root, "Consent.provision"))
     _check_purposes(provisions)
@@ -56,10 +67,10 @@ def _check_purposes(provisions) -> None:
         for index, coding in enumerate(provision.get("purpose") or []):
             system, code = coding.get("system"), coding.get("code")
             if system != ACT_REASON or code not in PURPOSES:
-                raise BusinessRule(
+                raise ConsentRuleViolation(
                     f"Unknown purpose of use {system or '(no system)'}|{code}: use a v3 "
                     f"PurposeOfUse code of {ACT_REASON} (e.g. TREAT, ETREAT, BTG).",
-                    expression=[f"{path}.purpose[{index}]"],
+                    expression=(f"{path}.purpose[{index}]",),
                 )
 
 
@@ -71,10 +82,10 @@ def _check_actor(provisions) -> None:
         _purpose_codes(p) and _purpose_codes(p) <= BREAK_GLASS_PURPOSES for p in permits
     )
     if not break_glass_only:
-        raise BusinessRule(
+        raise ConsentRuleViolation(
             "A patient-privacy Consent must name at least one actor "
             "(provision.actor.reference: a Reference or an Identifier of the practitioner).",
-            expression=["Consent.provision.actor"],
+            expression=("Consent.provision.actor",),
         )
 
 
@@ -85,13 +96,13 @@ def _purpose_codes(provision: dict) -> set[str]:
 def _check_period(root: dict) -> None:
     period = root.get("period") or {}
     if not period.get("end"):
-        raise BusinessRule(
+        raise ConsentRuleViolation(
             "A patient-privacy Consent must end: give provision.period.end.",
-            expression=["Consent.provision.period.end"],
+            expression=("Consent.provision.period.end",),
         )
     window = time_range(period)
     if window is None or window[1] <= window[0]:
-        raise BusinessRule(
+        raise ConsentRuleViolation(
             "provision.period.end must not be before provision.period.start.",
-            expression=["Consent.provision.period"],
+            expression=("Consent.provision.period",),
         )
