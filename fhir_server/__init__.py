@@ -1,8 +1,7 @@
 """PHRX FHIR R4 node.
 
-This package is the HTTP adapter; importing it does not import Flask, so the
-Flask-free cores (vault, anchoring, consent, mhb_import) may use its
-Flask-free modules such as :mod:`fhir_server.errors`.
+Importing the package does not import Flask. The cores (vault, anchoring, consent,
+validators, mhb_import, federation) never import it; see docs/architecture.md.
 """
 
 

@@ -13,7 +13,7 @@ What: the validation of a complex element depends only on its model class and it
 JSON value, so a *successful* result is memoised under ``(class, JSON text)``. The
 text is orjson's serialisation, injective on parsed JSON (``1`` vs ``1.0`` vs
 ``true`` and string escapes all differ; NaN and Infinity, which it would write as
-``null``, are refused when JSON is parsed -- :func:`fhir_server.fastjson.parse`);
+``null``, are refused when JSON is parsed -- by the node's JSON parser);
 values JSON cannot hold (datetimes, subclasses, integers beyond 64 bits) are
 validated uncached. It is twice as fast as ``repr``, which was a sixth of the cost.
 Failures are never cached, so every error is reported exactly as the library

@@ -7,7 +7,7 @@ and drops what the generic write path spends on client input:
 
 * no R4 validation: the events come from the builders of :mod:`consent.audit`
   and :mod:`fhir_server.access.request_audit`, valid by construction (tests validate them
-  with :mod:`validators.r4`);
+  with :mod:`fhir_server.validation`);
 * sealed under the **node** data key, not the patient's: the log is the node's
   legal record and must outlive a patient's erasure (``$erase`` destroys the
   patient's key; the events stay readable and the chain verifiable). They carry

@@ -124,7 +124,7 @@ class Writer:
         self._prepared: dict[int, Prepared] = prepared or {}
 
     # -- interactions -----------------------------------------------------------
-    # Callers validate (validators.r4) before the transaction opens, so the
+    # Callers validate (fhir_server.validation) before the transaction opens, so the
     # write lock is never held while pydantic runs; the writer trusts its input.
     def create(
         self, resource: dict, *, res_id: str | None = None, checked: bool = True
