@@ -148,10 +148,18 @@ def init_data_dir(data_dir: Path) -> dict:
     identity_file = data_dir / "node.json"
     if not identity_file.exists():
         identity = {"node_id": str(uuid.uuid4()), "created": ids.instant(ids.now_us())}
+        identity[VERSION_CHAINS] = 1  # a new store: every version is chained from the start
         tmp = identity_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(identity, indent=2))
         os.replace(tmp, identity_file)
     return json.loads(identity_file.read_text())
+
+
+# node.json marks a store whose versions are all chained (vault.version_chain). Only
+# a data dir without the mark -- one made before chains existed -- is chained once
+# at start; the mark lives outside the database, so a database writer cannot make a
+# node re-chain (and so launder) a rolled-back resource.
+VERSION_CHAINS = "version_chains"
 
 
 class Node:
@@ -164,6 +172,8 @@ class Node:
         create_schema(self.engine)
         self.keyring = KeyRing(master, SqlDataKeyStore(self.engine))
         self.store = ResourceStore(self.engine, self.keyring)
+        if not self.identity.get(VERSION_CHAINS):
+            self._chain_legacy_versions()
         # Consent hook (see fhir_server.access.gate): every node enforces the patients'
         # Consents (fhir_server.access.consent_hook says who is decided how). Tests and
         # tools may replace it; None switches consent off (scopes still apply).
@@ -188,6 +198,18 @@ class Node:
     @property
     def node_id(self) -> str:
         return self.identity["node_id"]
+
+    def _chain_legacy_versions(self) -> None:
+        """A data dir from before version chains: chain its versions once, then mark it."""
+        chained = self.store.chain_legacy_versions()
+        if chained:
+            log.warning("version chains computed for %d resources of an older store", chained)
+        identity_file = self.config.data_dir / "node.json"
+        identity = {**json.loads(identity_file.read_text()), VERSION_CHAINS: 1}
+        tmp = identity_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(identity, indent=2))
+        os.replace(tmp, identity_file)
+        self.identity = identity
 
     def close(self) -> None:
         if self.anchoring is not None:

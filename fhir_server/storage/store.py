@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.errors import Gone, IntegrityFailure, NotFound
@@ -299,6 +299,36 @@ class ResourceStore:
         )
         with self._conn() as c:
             return tuple(tuple(row) for row in c.execute(query))
+
+    def chain_legacy_versions(self) -> int:
+        """Chain the versions of a store made before version chains (their ``link`` and
+        the pointers' ``head`` are NULL); returns how many resources were chained. Run
+        once per data dir, at start, by the node (see Node._chain_legacy_versions)."""
+        todo = select(versions.c.res_type, versions.c.res_id).where(versions.c.link.is_(None))
+        with self.engine.connect() as conn:
+            pending = sorted(set(conn.execute(todo.distinct())))
+        if not pending:
+            return 0
+        with self.engine.begin() as conn:
+            for res_type, res_id in pending:
+                rows = conn.execute(
+                    select(
+                        versions.c.seq, versions.c.version_id, versions.c.deleted, versions.c.leaf
+                    )
+                    .where(versions.c.res_type == res_type, versions.c.res_id == res_id)
+                    .order_by(versions.c.version_id)
+                ).all()
+                link = None
+                for seq, version_id, deleted, leaf in rows:
+                    link = self.chain.link(res_type, res_id, version_id, bool(deleted), leaf, link)
+                    conn.execute(update(versions).where(versions.c.seq == seq).values(link=link))
+                head = self.chain.head(res_type, res_id, rows[-1][1], link)
+                conn.execute(
+                    update(resources)
+                    .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
+                    .values(head=head)
+                )
+        return len(pending)
 
     def chain_break(self, res_type: str, res_id: str) -> int | None:
         """The first version of ``res_type/res_id`` at which its version chain fails

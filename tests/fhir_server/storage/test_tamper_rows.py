@@ -273,3 +273,54 @@ def test_a_damaged_consent_fails_closed(app, node, client):
     refused = web.get("/fhir/Observation/o1", headers=doctor)
     assert refused.status_code == 500
     assert "private" not in refused.get_data(as_text=True)
+
+
+def _forget_chains(node) -> None:
+    """What a store written before version chains looks like: no links, no heads."""
+    _sql(node, "UPDATE resource_versions SET link = NULL")
+    _sql(node, "UPDATE resources SET head = NULL")
+
+
+def _reopen(node):
+    from fhir_server.node import Node
+
+    node.close()
+    return Node(node.config)
+
+
+def test_a_store_from_before_version_chains_is_chained_once(node, client):
+    import json
+
+    _put(client, {"resourceType": "Patient", "id": "pa"})
+    _put(client, _obs("oa", "pa", "first"))
+    _put(client, _obs("oa", "pa", "second"))
+    _forget_chains(node)
+    identity_file = node.config.data_dir / "node.json"
+    identity = json.loads(identity_file.read_text())
+    del identity["version_chains"]  # a data dir made before chains existed
+    identity_file.write_text(json.dumps(identity))
+    again = _reopen(node)
+    try:
+        assert again.store.read("Observation", "oa")["code"]["text"] == "second"
+        assert again.store.chain_break("Observation", "oa") is None
+        assert json.loads(identity_file.read_text())["version_chains"] == 1
+    finally:
+        again.close()
+
+
+def test_a_marked_store_is_never_chained_again(node, client):
+    """Dropping the chains in the database cannot make the node re-chain (launder) a
+    rolled-back resource: the mark lives in node.json, outside the database."""
+    from fhir_server.errors import IntegrityFailure
+
+    _put(client, {"resourceType": "Patient", "id": "pa"})
+    _put(client, _obs("oa", "pa", "first"))
+    _put(client, _obs("oa", "pa", "second"))
+    _rollback(node, "Observation", "oa", drop_newer=True)
+    _forget_chains(node)
+    again = _reopen(node)
+    try:
+        with pytest.raises(IntegrityFailure):
+            again.store.read("Observation", "oa")
+    finally:
+        again.close()
