@@ -179,10 +179,12 @@ def patient_operation(
     return current
 
 
-def patient_or_admin(patient_id: str, what: str) -> None:
-    """Only the patient themself (or a node administrator) may ``what`` (403)."""
+def patient_or_admin(patient_id: str, what: str, interaction: Interaction, res_type: str) -> None:
+    """Only the patient themself (or a node administrator) may ``what``, and only with a
+    token whose scopes grant ``interaction`` on ``res_type`` (403 otherwise)."""
     current = policy()
     current.audit.about = patient_id
+    current.require(interaction, res_type)
     access = current.access
     if access is None or access.user_patient == patient_id:
         return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from consent import audit
 from fhir_server import ids
+from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
 from fhir_server.api.http import fhir_response
 from fhir_server.api.operations.base import blueprint, node, who
@@ -21,7 +22,7 @@ CORE = core
 @bp.post("/Patient/<patient_id>/$erase")
 def patient_erase(patient_id: str):
     ids.check_id(patient_id, "patient id")
-    guard.patient_or_admin(patient_id, "erase a patient's record")
+    guard.patient_or_admin(patient_id, "erase a patient's record", Interaction.DELETE, "Patient")
     guard.audited_by_route()
     event = audit.erasure(patient_id, **who())
     result = core.erase_patient(node().store, patient_id, audit_event=event)

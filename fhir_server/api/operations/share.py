@@ -17,6 +17,7 @@ from flask import current_app
 from consent import audit
 from federation import authority_keys
 from fhir_server import ids
+from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, read_json_body
 from fhir_server.api.operations.base import blueprint, node, who
@@ -29,7 +30,7 @@ CORE = core
 @bp.post("/Patient/<patient_id>/$share")
 def patient_share(patient_id: str):
     ids.check_id(patient_id, "patient id")
-    guard.patient_or_admin(patient_id, "share a patient's record")
+    guard.patient_or_admin(patient_id, "share a patient's record", Interaction.CREATE, "Consent")
     guard.audited_by_route()
     current = node()
     req = core.parse_parameters(read_json_body())
