@@ -58,11 +58,15 @@ from functools import partial
 from fhir_server.access.decision import Grant, Interaction
 from fhir_server.access.granular import meets
 from fhir_server.access.write_checks import WriteChecks
-from fhir_server.errors import Forbidden, Gone, IntegrityFailure, not_found
+from fhir_server.errors import BadRequest, Forbidden, Gone, IntegrityFailure, not_found
 from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.storage.sealing import RecordSealer
 
 LOG = logging.getLogger("phrx.integrity")
+# Search parameters that shape a result instead of selecting: not criteria.
+RESULT_CONTROLS = frozenset(
+    {"_count", "_offset", "_sort", "_summary", "_total", "_elements", "_include", "_revinclude"}
+)
 
 
 class AccessPolicy(WriteChecks):
@@ -194,6 +198,11 @@ class AccessPolicy(WriteChecks):
         conditional request discloses nothing a direct read would not."""
         from fhir_server.search.runner import run_search
 
+        controls = sorted({name for name, _ in query if name.split(":")[0] in RESULT_CONTROLS})
+        if controls:  # _offset=1 would step over a second match, _count=1 hide it
+            raise BadRequest(
+                f"Conditional criteria may not carry result controls ({', '.join(controls)})."
+            )
         grant = self.grant_or_none(Interaction.READ, res_type)
         if grant is None:
             return []  # nothing of this type is readable: nothing can match

@@ -21,16 +21,17 @@ class WriteChecks:
         once deleted, its last content) must be visible, else 404 as if missing."""
         grant = self.require(interaction, res_type)
         self._identity_write(res_type)
+        if grant.compartment is not None or grant.constraints or self.consent is not None:
+            row = self.store.current_version(res_type, res_id, conn)
+            if row is None:
+                raise not_found(res_type, res_id)
+            version = row.version_id - 1 if row.deleted else row.version_id
+            if not self._version_visible(grant, res_type, res_id, version, conn):
+                raise not_found(res_type, res_id)
         if interaction is Interaction.DELETE:
+            # noted once the delete is known to happen: a refused one is not logged
+            # in the patient's access log as done
             self._note_delete(res_type, res_id, conn)
-        if grant.compartment is None and not grant.constraints and self.consent is None:
-            return grant
-        row = self.store.current_version(res_type, res_id, conn)
-        if row is None:
-            raise not_found(res_type, res_id)
-        version = row.version_id - 1 if row.deleted else row.version_id
-        if not self._version_visible(grant, res_type, res_id, version, conn):
-            raise not_found(res_type, res_id)
         return grant
 
     def check_update(self, res_type, res_id, resource, exists: bool, fresh: bool, conn) -> None:

@@ -102,9 +102,9 @@ def run(store: ResourceStore, patient_id: str, args, base_url: str, visible=None
         targets |= queries.referenced_targets(store, patient_id, types)
     for res_type, res_id in sorted(targets - have):
         if res_type in supported_types() and (types is None or res_type in types):
-            row = store.current_version(res_type, res_id)
-            if row is not None and not row.deleted:
-                extra.append(store.open_version(row))
+            found = store.read_if_readable(res_type, res_id, damaged=[])
+            if found is not None:
+                extra.append(found)
     everything = in_compartment + extra
     if visible is not None:
         everything = visible(everything)

@@ -33,6 +33,9 @@ from fhir_server.rest import interactions
 from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.validation import validate_resource
 
+# What an import writes outside the patient's compartment: the institutions named by
+# the export and the import's own Provenance.
+OWN_RECORD_TYPES = frozenset({"Organization", "Provenance"})
 _RELATIVE_REF = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")
 
 
@@ -131,10 +134,14 @@ def own_record(writer, interaction: Interaction, resource: dict) -> Iterator[Non
     compartment (see the module docstring), then written with the Writer's policy
     set aside."""
     policy = writer.policy
-    # Without a token-wide patient the Writer's own checks are these already.
+    # Without a token-wide patient the Writer's own checks are these already; and
+    # only the import's own kinds of record are exempt from the confinement.
+    kind = resource["resourceType"]
     if policy is None or policy.confinement is None or compartment_patient_ids(resource):
         yield
         return
+    if kind not in OWN_RECORD_TYPES:
+        raise Forbidden(f"An import may not write a {kind} outside the patient's record.")
     grant = policy.require(interaction, resource["resourceType"])
     if not policy.allows(replace(grant, compartment=None), resource):
         raise Forbidden(

@@ -259,9 +259,9 @@ def _referenced_medications(store, members: list[dict]) -> list[dict]:
             wanted.append(ref)
     found = []
     for ref in wanted:
-        row = store.current_version("Medication", ref.split("/", 1)[1])
-        if row is not None and not row.deleted:
-            found.append(store.open_version(row))
+        medication = store.read_if_readable("Medication", ref.split("/", 1)[1], damaged=[])
+        if medication is not None:
+            found.append(medication)
     return found
 
 

@@ -188,6 +188,23 @@ class ResourceStore:
             raise Gone(f"{res_type}/{res_id} was deleted (version {row.version_id}).")
         return self.open_version(row)
 
+    def read_if_readable(
+        self, res_type: str, res_id: str, damaged: list[str] | None = None
+    ) -> dict | None:
+        """The current version, or None when there is none, it is a deletion, or it
+        fails its checks (then "Type/id" is noted in ``damaged``): for the resources an
+        operation follows references to, where one bad row must not fail the rest."""
+        row = self.current_version(res_type, res_id)
+        if row is None or row.deleted:
+            return None
+        try:
+            self.check_head(row)
+            return self.open_version(row)
+        except (IntegrityFailure, Gone):
+            if damaged is not None:
+                damaged.append(f"{res_type}/{res_id}")
+            return None
+
     def check_head(self, row: VersionRow) -> None:
         """``row``, read as the current version, must be the one the resource's head
         names (vault.version_chain): else it was rolled back or replaced."""

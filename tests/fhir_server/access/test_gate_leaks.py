@@ -155,3 +155,31 @@ def test_a_clinician_cannot_take_on_another_clinicians_identifier(app, gate, cx,
     delete = gate.client.delete(f"/fhir/{res_type}/d1", headers=gate.doctor)
     assert delete.status_code == 403
     assert gate.node.store.read(res_type, "d1")["identifier"][0]["value"] == "someone-else"
+
+
+@pytest.mark.parametrize("control", ["_offset=1", "_count=1", "_sort=code"])
+def test_conditional_criteria_carry_no_result_controls(gate, cx, control):
+    """``_offset=1`` would step over the second of two matches and update the other."""
+    cx.put(gate.node, observation("o-a", "p1", text="twice"))
+    cx.put(gate.node, observation("o-b", "p1", text="twice"))
+    response = gate.client.put(
+        f"/fhir/Observation?code:text=twice&{control}",
+        json=observation(None, "p1", "twice"),
+        headers=gate.doctor,
+    )
+    assert response.status_code == 400
+    assert gate.node.store.read("Observation", "o-a")["meta"]["versionId"] == "1"
+    assert gate.node.store.read("Observation", "o-b")["meta"]["versionId"] == "1"
+
+
+def test_a_refused_delete_is_not_logged_as_done(gate, cx):
+    from fhir_server.search.runner import run_search
+
+    before = run_search(gate.node.store, "AuditEvent", [("_count", "1000")]).matches
+    response = gate.client.delete("/fhir/Observation/o-p2", headers=gate.doctor)
+    assert response.status_code in (204, 404)
+    assert gate.node.store.read("Observation", "o-p2")["meta"]["versionId"] == "1"
+    after = run_search(gate.node.store, "AuditEvent", [("_count", "1000")]).matches
+    new = [e for e in after if e["id"] not in {b["id"] for b in before}]
+    done = [e for e in new if e.get("action") == "D" and e.get("outcome") == "0"]
+    assert not done, done
