@@ -2,7 +2,7 @@
 
 Used by the HTTP blueprints for single requests and by the Bundle processor
 for each entry, so a PUT inside a transaction behaves exactly like a PUT on
-its own. Writes take a :class:`~.writer.Writer` (one database transaction).
+its own. Writes take a :class:`~fhir_server.storage.writer.Writer` (one database transaction).
 """
 
 from __future__ import annotations

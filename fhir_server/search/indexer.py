@@ -1,6 +1,6 @@
 """Index extraction: resource dict -> blind-index rows (Flask-free).
 
-Blind-index design (decisions; the SQL side is :mod:`search_sql`)
+Blind-index design (decisions; the SQL side is :mod:`.sql`)
 ------------------------------------------------------------------
 Digests: ``blind.digest(domain, value)`` with ``domain = f"{Type}.{param}/{kind}"``,
 so equal values in different params / resource types never share a digest.

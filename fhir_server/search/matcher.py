@@ -1,7 +1,7 @@
 """In-Python matching of the residual conditions the blind index can only
 approximate (post-filter over decrypted resources), and Python sort keys.
 
-Only what :mod:`search_sql` delegates is implemented here: string searches
+Only what :mod:`.sql` delegates is implemented here: string searches
 (default starts-with, ``:contains``, ``:exact``) and token ``:text``.
 """
 

@@ -9,7 +9,7 @@ on a segment (``telecom(system=phone)``). ``where(resolve() is X)`` is encoded
 by ``targets == ("X",)``: the indexer only indexes references to a target type.
 
 The common parameters ``_id`` and ``_lastUpdated`` are not in ``params_for``;
-:mod:`search_query` and :mod:`search_sql` treat them specially (columns of
+:mod:`.query` and :mod:`.sql` treat them specially (columns of
 ``resources``).
 """
 
@@ -89,7 +89,7 @@ def union_members(resource_type: str, code: str) -> tuple[str, ...]:
     Observation ``combo-code`` = ``code`` ∪ ``component-code``. Such a param is
     not indexed (the same digests would be stored twice under another name; for
     Observations that was a sixth of all index rows): the search answers it as
-    the OR of its members (``search_sql``). References are left alone (includes
+    the OR of its members (``sql``). References are left alone (includes
     and chains look their rows up by name).
     """
     params = params_for(resource_type)

@@ -1,6 +1,6 @@
 """Run a parsed search against the store: SQL plan, optional Python post-filter, paging.
 
-The SQL plan (``search_sql.build_search``) selects current resources by blind
+The SQL plan (``sql.build_search``) selects current resources by blind
 index. Where the blind index can only approximate (``:contains``, long
 prefixes, sorting by a hashed value), candidates are decrypted and filtered or
 sorted here, so totals and pages stay exact either way.
@@ -27,7 +27,7 @@ MAX_COUNT = 1000
 
 @dataclass
 class SearchPage:
-    request: object  # search_query.SearchRequest
+    request: object  # query.SearchRequest
     total: int | None
     matches: list[dict] = field(default_factory=list)
     included: list[dict] = field(default_factory=list)

@@ -156,7 +156,7 @@ class ResourceStore:
 
         ``prepare``: the resources about to be written, whose data keys must
         exist before the transaction opens. ``policy``: the request's
-        :class:`~.access_policy.AccessPolicy`, checked on every write.
+        :class:`~fhir_server.access.gate.AccessPolicy`, checked on every write.
         ``hooks``: run :attr:`before_commit` (False for the audit log's own units).
         """
         from fhir_server.storage.writer import Writer

@@ -100,7 +100,7 @@ class Writer:
         """``store``: the :class:`~fhir_server.storage.store.ResourceStore` it writes."""
         self.store = store
         self.conn = conn
-        # access_policy.AccessPolicy of the request (None: unrestricted), and the
+        # access.gate.AccessPolicy of the request (None: unrestricted), and the
         # server-chosen ids a confined token may create under with PUT.
         self.policy = policy
         self.fresh_ids: set[str] = set()
