@@ -131,13 +131,17 @@ class AccessPolicy(WriteChecks):
                 self.audit.about = patient_id
             raise Forbidden(f"Consent does not permit this {interaction} on {res_type}.")
 
-    def consented(self, interaction: Interaction, resource: dict, compartment: str | None) -> bool:
+    def consented(
+        self, interaction: Interaction, resource: dict, compartment: str | None, **options
+    ) -> bool:
+        """``options``: what an operation adds to the consent question (``$summary``:
+        operation, purpose, justification -- break-glass)."""
         if self.consent is None:
             return True
         owners = [compartment] if compartment else sorted(compartment_patient_ids(resource))
         kind = resource.get("resourceType")
         permitted = all(
-            self.consent.decide(self.access, interaction, kind, resource, p).permit
+            self.consent.decide(self.access, interaction, kind, resource, p, **options).permit
             for p in owners or [None]
         )
         if not permitted and self.audit is not None:
@@ -264,7 +268,7 @@ class AccessPolicy(WriteChecks):
         self.gate(Interaction.OPERATION, "*", None)
 
     # -- resources ------------------------------------------------------------------
-    def allows(self, grant: Grant, resource: dict) -> bool:
+    def allows(self, grant: Grant, resource: dict, **options) -> bool:
         """May ``resource`` be returned / written under ``grant``?"""
         if grant.compartment is not None and grant.compartment not in compartment_patient_ids(
             resource
@@ -272,12 +276,13 @@ class AccessPolicy(WriteChecks):
             return False
         if grant.constraints and not any(meets(resource, alt) for alt in grant.constraints):
             return False
-        return self.consented(grant.interaction, resource, grant.compartment)
+        return self.consented(grant.interaction, resource, grant.compartment, **options)
 
     def visible(
-        self, resources: list[dict], interaction: Interaction = Interaction.READ
+        self, resources: list[dict], interaction: Interaction = Interaction.READ, **options
     ) -> list[dict]:
-        """The resources the token may read (for includes, ``$everything``, history)."""
+        """The resources the token may read (for includes, ``$everything``, history,
+        ``$summary``): scopes, compartment, granular scopes and consent, per resource."""
         grants: dict[str, Grant | None] = {}
         out = []
         for resource in resources:
@@ -285,7 +290,7 @@ class AccessPolicy(WriteChecks):
             if kind not in grants:
                 grants[kind] = self.grant_or_none(interaction, kind)
             grant = grants[kind]
-            if grant is not None and self.allows(grant, resource):
+            if grant is not None and self.allows(grant, resource, **options):
                 out.append(self.saw(resource))
         return out
 

@@ -40,8 +40,10 @@ def patient_summary(patient_id: str):
     purpose = request.args.get("purpose") or context.get("purpose_of_use")
     justification = request.args.get("justification") or context.get("btg_justification")
     options = {"operation": SUMMARY_OPERATION, "purpose": purpose, "justification": justification}
+    policy = guard.policy()
     if hook is None:  # consent switched off on this node: scopes alone decide
-        return fhir_response(core.build_summary(current.store, patient_id, base_url()))
+        bundle = core.build_summary(current.store, patient_id, base_url(), visible=policy.visible)
+        return fhir_response(bundle)
     decision = _summary_decision(hook, access, patient_id, options)
     actor = who()
     glass = bool(getattr(decision, "break_glass", False))
@@ -55,11 +57,9 @@ def patient_summary(patient_id: str):
         raise Forbidden("Consent does not permit reading this patient's summary.")
 
     def visible(found: list[dict]) -> list[dict]:
-        return [
-            r
-            for r in found
-            if hook.decide(access, "read", r["resourceType"], r, patient_id, **options)
-        ]
+        # The gate decides each section entry (scopes, granular scopes, consent), with
+        # the break-glass options of this operation put to the consent hook.
+        return policy.visible(found, **options)
 
     bundle = core.build_summary(current.store, patient_id, base_url(), visible=visible)
     event = audit.read(f"Patient/{patient_id}/$summary", patient_id, purpose=purpose, **actor)

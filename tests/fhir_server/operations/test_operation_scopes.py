@@ -38,3 +38,22 @@ def test_a_token_that_covers_them_can(app, cx, web):
         200,
         201,
     )
+
+
+def test_the_summary_holds_only_what_the_token_may_read(app, cx, node, web):
+    cx.put(
+        node,
+        {
+            "resourceType": "Condition",
+            "id": "dm",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"}]},
+        },
+    )
+    narrow = _patient(app, cx, "launch/patient patient/Patient.r")
+    bundle = web.get("/fhir/Patient/p1/$summary", headers=narrow).get_json()
+    kinds = {e["resource"]["resourceType"] for e in bundle.get("entry", [])}
+    assert "Condition" not in kinds
+    wide = _patient(app, cx, "launch/patient patient/*.rs")
+    bundle = web.get("/fhir/Patient/p1/$summary", headers=wide).get_json()
+    assert "Condition" in {e["resource"]["resourceType"] for e in bundle["entry"]}
