@@ -37,10 +37,14 @@ VERSION_COLUMNS = (
     versions.c.link,
 )
 
+# The pointer's own type, id and version, then the version row's columns: LEFT JOIN,
+# so a pointer whose version row was deleted in the database reads as a row without
+# a link -- failing the head check (an integrity failure) instead of looking absent.
 # Column names from the constant above, never from input.
 CURRENT_VERSION = (
-    f"SELECT {', '.join(f'v.{c.name}' for c in VERSION_COLUMNS)}, r.head "  # noqa: S608
-    f"FROM {resources.name} r JOIN {versions.name} v ON v.res_type = r.res_type "
+    "SELECT r.res_type, r.res_id, r.version_id, "  # noqa: S608
+    f"{', '.join(f'v.{c.name}' for c in VERSION_COLUMNS[3:])}, r.head "
+    f"FROM {resources.name} r LEFT JOIN {versions.name} v ON v.res_type = r.res_type "
     "AND v.res_id = r.res_id AND v.version_id = r.version_id "
     "WHERE r.res_type = ? AND r.res_id = ?"
 )

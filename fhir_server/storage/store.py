@@ -260,9 +260,16 @@ class ResourceStore:
         if not pks:
             return []
         query = (
-            select(resources.c.pk, *VERSION_COLUMNS, resources.c.head)
+            select(
+                resources.c.pk,
+                resources.c.res_type,
+                resources.c.res_id,
+                resources.c.version_id,
+                *VERSION_COLUMNS[3:],
+                resources.c.head,
+            )
             .select_from(
-                resources.join(
+                resources.outerjoin(
                     versions,
                     and_(
                         versions.c.res_type == resources.c.res_type,
@@ -274,7 +281,7 @@ class ResourceStore:
             .where(resources.c.pk.in_(pks))
         )
         with self._conn(conn) as c:
-            rows = {r[0]: VersionRow(*r[1:]) for r in c.execute(query)}
+            rows = {r[0]: version_row(r[1:]) for r in c.execute(query)}
         found = []
         for pk in pks:
             row = rows.get(pk)

@@ -324,3 +324,37 @@ def test_a_marked_store_is_never_chained_again(node, client):
             again.store.read("Observation", "oa")
     finally:
         again.close()
+
+
+def _drop_current_version_row(node, res_type: str, res_id: str) -> None:
+    _sql(
+        node,
+        "DELETE FROM resource_versions WHERE res_type = :t AND res_id = :i AND version_id = "
+        "(SELECT version_id FROM resources WHERE res_type = :t AND res_id = :i)",
+        t=res_type,
+        i=res_id,
+    )
+
+
+def test_a_pointer_without_its_version_row_is_an_integrity_failure(node, client):
+    _put(client, {"resourceType": "Patient", "id": "pa"})
+    _put(client, _obs("oa", "pa", "first"))
+    _put(client, _obs("oa", "pa", "second"))
+    _drop_current_version_row(node, "Observation", "oa")
+    assert client.get("/fhir/Observation/oa").status_code == 500  # not "absent" (404)
+    page = client.get("/fhir/Observation?patient=pa").get_json()
+    outcomes = [e for e in page.get("entry", []) if e["search"]["mode"] == "outcome"]
+    assert outcomes and "Observation/oa" in outcomes[0]["resource"]["issue"][0]["diagnostics"]
+
+
+def test_a_consent_without_its_version_row_fails_closed(app, node, client):
+    _put(client, {"resourceType": "Patient", "id": "p1"})
+    _put(client, _obs("o1", "p1", "private"))
+    _put(client, privacy_consent("p1", cid="c1", period=("2000-01-01", "2099-12-31")))
+    _put(client, privacy_consent("p1", cid="c2", period=("2000-01-01", "2099-12-31")))
+    doctor = bearer(app, username="drbob", fhir_user="Practitioner/d1", scope="user/*.rs")
+    web = app.test_client()
+    assert web.get("/fhir/Observation/o1", headers=doctor).status_code == 200
+    _drop_current_version_row(node, "Consent", "c2")
+    node.consent.consent_changed("p1")
+    assert web.get("/fhir/Observation/o1", headers=doctor).status_code == 500
