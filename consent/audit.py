@@ -51,7 +51,7 @@ def who_of(access, node) -> dict:
     return who
 
 
-def _coding(system: str, code: str, display: str | None = None) -> dict:
+def coding_of(system: str, code: str, display: str | None = None) -> dict:
     return {"system": system, "code": code, **({"display": display} if display else {})}
 
 
@@ -66,12 +66,12 @@ def _user_agent(user, identifiers, country, purpose, policy) -> dict | None:
     if country:
         who["extension"] = [{"url": NODE_COUNTRY_EXT, "valueCode": country}]
     agent = {
-        "type": {"coding": [_coding(ROLE_TYPE, "humanuser", "human user")]},
+        "type": {"coding": [coding_of(ROLE_TYPE, "humanuser", "human user")]},
         "who": who,
         "requestor": True,
     }
     if purpose:
-        agent["purposeOfUse"] = [{"coding": [_coding(ACT_REASON, purpose)]}]
+        agent["purposeOfUse"] = [{"coding": [coding_of(ACT_REASON, purpose)]}]
     if policy:
         agent["policy"] = list(policy)
     return agent
@@ -105,7 +105,7 @@ def event(
     if client_id:
         agents.append(
             {
-                "type": {"coding": [_coding(DCM, "110150", "Application")]},
+                "type": {"coding": [coding_of(DCM, "110150", "Application")]},
                 "who": {"identifier": {"system": CLIENT_ID_SYSTEM, "value": client_id}},
                 "requestor": human is None,
             }
@@ -125,16 +125,16 @@ def event(
         "source": {
             "site": country or "XX",
             "observer": {"identifier": {"system": NODE_ID_SYSTEM, "value": node}, "display": node},
-            "type": [_coding(SOURCE_TYPE, "4", "Application Server")],
+            "type": [coding_of(SOURCE_TYPE, "4", "Application Server")],
         },
     }
     if description:
         audit["outcomeDesc"] = description
     if purpose:
-        audit["purposeOfEvent"] = [{"coding": [_coding(ACT_REASON, purpose)]}]
+        audit["purposeOfEvent"] = [{"coding": [coding_of(ACT_REASON, purpose)]}]
     found = list(entities)
     if patient_id:
-        found.append(_entity(f"Patient/{patient_id}", "1", "1", "Patient"))
+        found.append(entity_of(f"Patient/{patient_id}", "1", "1", "Patient"))
     if found:
         audit["entity"] = found
     return audit
@@ -145,48 +145,70 @@ def _node_agent(node: str, *, requestor: bool, country: str | None = None, role=
     who: dict = {"identifier": {"system": NODE_ID_SYSTEM, "value": node}}
     if country:
         who["extension"] = [{"url": NODE_COUNTRY_EXT, "valueCode": country}]
-    return {"type": {"coding": [_coding(DCM, role, display)]}, "who": who, "requestor": requestor}
+    return {"type": {"coding": [coding_of(DCM, role, display)]}, "who": who, "requestor": requestor}
 
 
-def _entity(reference: str, entity_type="2", role="4", role_display="Domain Resource") -> dict:
+def entity_of(reference: str, entity_type="2", role="4", role_display="Domain Resource") -> dict:
     return {
         "what": {"reference": reference},
-        "type": _coding(ENTITY_TYPE, entity_type),
-        "role": _coding(OBJECT_ROLE, role, role_display),
+        "type": coding_of(ENTITY_TYPE, entity_type),
+        "role": coding_of(OBJECT_ROLE, role, role_display),
     }
 
 
-def _rest(code: str) -> dict:
-    return _coding(RESTFUL, code)
+def restful_subtype(code: str) -> dict:
+    return coding_of(RESTFUL, code)
 
 
 # -- BALP patterns ----------------------------------------------------------------------
 def read(reference: str, patient_id: str | None = None, **who) -> dict:
-    return event(_rest("read"), "R", patient_id=patient_id, entities=(_entity(reference),), **who)
+    return event(
+        restful_subtype("read"), "R", patient_id=patient_id, entities=(entity_of(reference),), **who
+    )
 
 
 def query(res_type: str, query_string: str, patient_id: str | None = None, **who) -> dict:
     entity = {
-        "type": _coding(ENTITY_TYPE, "2"),
-        "role": _coding(OBJECT_ROLE, "24", "Query"),
+        "type": coding_of(ENTITY_TYPE, "2"),
+        "role": coding_of(OBJECT_ROLE, "24", "Query"),
         "query": base64.b64encode(f"{res_type}?{query_string}".encode()).decode(),
     }
-    return event(_rest("search-type"), "E", patient_id=patient_id, entities=(entity,), **who)
+    return event(
+        restful_subtype("search-type"), "E", patient_id=patient_id, entities=(entity,), **who
+    )
 
 
 search = query
 
 
 def create(reference: str, patient_id: str | None = None, **who) -> dict:
-    return event(_rest("create"), "C", patient_id=patient_id, entities=(_entity(reference),), **who)
+    return event(
+        restful_subtype("create"),
+        "C",
+        patient_id=patient_id,
+        entities=(entity_of(reference),),
+        **who,
+    )
 
 
 def update(reference: str, patient_id: str | None = None, **who) -> dict:
-    return event(_rest("update"), "U", patient_id=patient_id, entities=(_entity(reference),), **who)
+    return event(
+        restful_subtype("update"),
+        "U",
+        patient_id=patient_id,
+        entities=(entity_of(reference),),
+        **who,
+    )
 
 
 def delete(reference: str, patient_id: str | None = None, **who) -> dict:
-    return event(_rest("delete"), "D", patient_id=patient_id, entities=(_entity(reference),), **who)
+    return event(
+        restful_subtype("delete"),
+        "D",
+        patient_id=patient_id,
+        entities=(entity_of(reference),),
+        **who,
+    )
 
 
 def disclosure(references: list[str], patient_id: str, recipient_node: str, **who) -> dict:
@@ -195,11 +217,11 @@ def disclosure(references: list[str], patient_id: str, recipient_node: str, **wh
         recipient_node, requestor=False, country=recipient_node, role="110152"
     )
     return event(
-        _coding(PHRX_EVENT, "disclosure", "Disclosure to another node"),
+        coding_of(PHRX_EVENT, "disclosure", "Disclosure to another node"),
         "R",
-        event_type=_coding(DCM, "110106", "Export"),
+        event_type=coding_of(DCM, "110106", "Export"),
         patient_id=patient_id,
-        entities=tuple(_entity(r) for r in references),
+        entities=tuple(entity_of(r) for r in references),
         extra_agents=(destination,),
         **who,
     )
@@ -211,24 +233,24 @@ def denial(
     """An access refused by scope or consent (outcome: minor failure)."""
     action = {"read": "R", "search-type": "E", "create": "C", "update": "U", "delete": "D"}
     return event(
-        _rest(interaction),
+        restful_subtype(interaction),
         action.get(interaction, "E"),
         outcome=MINOR_FAILURE,
         description="; ".join(reasons)[:1000] or "access denied",
         patient_id=patient_id,
-        entities=(_entity(reference),) if reference else (),
+        entities=(entity_of(reference),) if reference else (),
         **who,
     )
 
 
 def break_glass(patient_id: str, justification: str, granted: bool, **who) -> dict:
     """Emergency access to the summary; always recorded, shown to the patient."""
-    entity = _entity(f"Patient/{patient_id}/$summary")
+    entity = entity_of(f"Patient/{patient_id}/$summary")
     if justification:
         entity["detail"] = [{"type": "justification", "valueString": justification}]
     who.setdefault("purpose", "BTG")
     return event(
-        _coding(PHRX_EVENT, "break-glass", "Break-glass access"),
+        coding_of(PHRX_EVENT, "break-glass", "Break-glass access"),
         "E",
         outcome=SUCCESS if granted else MINOR_FAILURE,
         description="break-glass granted" if granted else "break-glass refused",
@@ -262,14 +284,14 @@ def token_use(
         details.append({"type": "grant_type", "valueString": grant})
     entity = {
         "what": {"identifier": {"system": JTI_SYSTEM, "value": jti}},
-        "type": _coding(ENTITY_TYPE, "2"),
-        "role": _coding(OBJECT_ROLE, "13", "Security Resource"),
+        "type": coding_of(ENTITY_TYPE, "2"),
+        "role": coding_of(OBJECT_ROLE, "13", "Security Resource"),
         "detail": details,
     }
     return event(
-        _coding(PHRX_EVENT, code, display),
+        coding_of(PHRX_EVENT, code, display),
         action,
-        event_type=_coding(DCM, "110114", "User Authenticated"),
+        event_type=coding_of(DCM, "110114", "User Authenticated"),
         entities=(entity,),
         patient_id=patient_id,
         **who,
@@ -281,7 +303,7 @@ def erasure(patient_id: str, **who) -> dict:
     reference, so it stays in their access log: AuditEvents are sealed under the
     node key (:mod:`fhir_server.storage.audit_store`), not under the key being destroyed."""
     return event(
-        _coding(PHRX_EVENT, "erase", "Erasure (crypto-shredding)"),
+        coding_of(PHRX_EVENT, "erase", "Erasure (crypto-shredding)"),
         "D",
         patient_id=patient_id,
         **who,

@@ -149,7 +149,7 @@ class RequestAudit:
             built["outcomeDesc"] = f"{len(self.withheld)} resource(s) withheld by consent"
         if not self.written and _discloses(access, own, node, patient):
             built["subtype"].append(
-                audit._coding(audit.PHRX_EVENT, "disclosure", "Disclosure of patient data")
+                audit.coding_of(audit.PHRX_EVENT, "disclosure", "Disclosure of patient data")
             )
         return _finish(built, access, patient)
 
@@ -160,13 +160,13 @@ class RequestAudit:
         refs = list(self.written)
         if response.path in ("", "/") or len(refs) > 1:
             # a Bundle (or conditional write) touching several: one event naming each
-            built = audit.event(audit._rest("batch"), "E", purpose=purpose, **who)
+            built = audit.event(audit.restful_subtype("batch"), "E", purpose=purpose, **who)
         else:
             interaction = self.written[refs[0]][0]
             builder = {"create": audit.create, "update": audit.update, "delete": audit.delete}
             built = builder[interaction](refs[0], None, purpose=purpose, **who)
             refs = refs[1:]
-        built.setdefault("entity", []).extend(audit._entity(r) for r in refs)
+        built.setdefault("entity", []).extend(audit.entity_of(r) for r in refs)
         return built
 
     def _read_event(self, response: Response, purpose, who) -> dict:
@@ -176,7 +176,7 @@ class RequestAudit:
             return audit.read(refs[0], None, purpose=purpose, **who)
         res_type = response.path.split("/", 1)[0] or "*"
         built = audit.query(res_type, response.query, None, purpose=purpose, **who)
-        built["subtype"] = [audit._rest(_interaction(response))]
+        built["subtype"] = [audit.restful_subtype(_interaction(response))]
         built["entity"][0]["query"] = base64.b64encode(
             f"{response.path}?{response.query}".encode()
         ).decode()
@@ -198,15 +198,15 @@ def _route_writes(access, node, changes) -> list[dict]:
 def _finish(built: dict, access, patient: str | None) -> dict:
     """Entities: the patient (whose log shows the event), the records, then the token
     used (BALP token use: its id, never the token), capped at MAX_ENTITIES."""
-    entities = [audit._entity(f"Patient/{patient}", "1", "1", "Patient")] if patient else []
+    entities = [audit.entity_of(f"Patient/{patient}", "1", "1", "Patient")] if patient else []
     entities += built.get("entity", [])
     jti = getattr(access, "jti", None) if access is not None else None
     if jti:
         entities.append(
             {
                 "what": {"identifier": {"system": audit.JTI_SYSTEM, "value": jti}},
-                "type": audit._coding(audit.ENTITY_TYPE, "2"),
-                "role": audit._coding(audit.OBJECT_ROLE, "13", "Security Resource"),
+                "type": audit.coding_of(audit.ENTITY_TYPE, "2"),
+                "role": audit.coding_of(audit.OBJECT_ROLE, "13", "Security Resource"),
             }
         )
     if entities:

@@ -296,7 +296,7 @@ def _execute(writer: Writer, entry: PlannedEntry, policy) -> Result:
         existing = entry.extra.get("existing")
         if existing:
             current = policy.read(target.res_type, existing, writer.conn)
-            return Result(200, current, interactions._outcome_of(current, changed=False))
+            return Result(200, current, interactions.outcome_of(current, changed=False))
         if entry.if_none_exist:
             again = interactions.matching_ids(
                 writer, target.res_type, parse_query(entry.if_none_exist)

@@ -58,7 +58,7 @@ def create(writer: Writer, resource: dict, if_none_exist: str | None = None) -> 
                 f"If-None-Exist matched more than one {res_type}; the create was not performed."
             )
         if found:
-            return Result(200, found[0], _outcome_of(found[0], changed=False))
+            return Result(200, found[0], outcome_of(found[0], changed=False))
     # The caller assigned a fresh id already (a client's id is ignored on POST):
     # the data key of a new Patient had to exist before the transaction opened.
     written = writer.create(resource, res_id=resource["id"])
@@ -115,7 +115,7 @@ def conditional_delete(writer: Writer, res_type: str, query: list[tuple[str, str
     return delete(writer, res_type, found[0])
 
 
-def _outcome_of(resource: dict, *, changed: bool) -> WriteOutcome:
+def outcome_of(resource: dict, *, changed: bool) -> WriteOutcome:
     meta = resource.get("meta", {})
     updated = ids.parse_instant_us(meta.get("lastUpdated", "")) or 0
     return WriteOutcome(

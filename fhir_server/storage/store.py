@@ -128,7 +128,7 @@ class ResourceStore:
     # -- units of work ------------------------------------------------------
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self._conn() as conn:
+        with self.connection() as conn:
             yield conn
 
     def prepare_keys(self, prepared: list[Prepared]) -> None:
@@ -280,7 +280,7 @@ class ResourceStore:
             )
             .where(resources.c.pk.in_(pks))
         )
-        with self._conn(conn) as c:
+        with self.connection(conn) as c:
             rows = {r[0]: version_row(r[1:]) for r in c.execute(query)}
         found = []
         for pk in pks:
@@ -321,7 +321,7 @@ class ResourceStore:
             .where(compartments.c.patient_id == patient_id, resources.c.res_type == res_type)
             .order_by(resources.c.res_id)
         )
-        with self._conn() as c:
+        with self.connection() as c:
             return tuple(tuple(row) for row in c.execute(query))
 
     def chain_legacy_versions(self) -> int:
@@ -366,7 +366,7 @@ class ResourceStore:
         head = select(resources.c.version_id, resources.c.head).where(
             resources.c.res_type == res_type, resources.c.res_id == res_id
         )
-        with self._conn() as c:
+        with self.connection() as c:
             rows = [(v, bool(d), leaf, link) for v, d, leaf, link in c.execute(query)]
             pointer = c.execute(head).first()
         current, head_mac = pointer if pointer is not None else (None, None)
@@ -411,7 +411,7 @@ class ResourceStore:
                 self, compartment_patient, conditions, res_id is not None, count, offset
             )
         else:
-            with self._conn() as conn:
+            with self.connection() as conn:
                 total = conn.execute(select(func.count()).select_from(versions).where(*conditions))
                 total = total.scalar_one()
                 page = conn.execute(
@@ -428,7 +428,7 @@ class ResourceStore:
 
     # -- helpers --------------------------------------------------------------
     @contextmanager
-    def _conn(self, conn: Connection | None = None) -> Iterator[Connection]:
+    def connection(self, conn: Connection | None = None) -> Iterator[Connection]:
         if conn is None:
             conn = self.bound()
         if conn is not None:
@@ -438,6 +438,6 @@ class ResourceStore:
                 yield fresh
 
     def _one(self, query, conn: Connection | None = None) -> VersionRow | None:
-        with self._conn(conn) as c:
+        with self.connection(conn) as c:
             row = c.execute(query).first()
         return VersionRow(*row) if row else None
