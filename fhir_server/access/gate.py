@@ -186,14 +186,21 @@ class AccessPolicy(WriteChecks):
             self.saw(resource)
         return page
 
-    def _may_withhold(self, grant: Grant) -> bool:
-        """May consent withhold part of what the grant selects? Not where the hook
-        says it releases the whole compartment (the patient's own record)."""
+    def may_withhold(self, compartment: str | None) -> bool:
+        """May consent withhold part of ``compartment`` (None: of any patient's data)?"""
+        releases_all = getattr(self.consent, "releases_all", None)
         if self.consent is None:
             return False
-        releases_all = getattr(self.consent, "releases_all", None)
-        confined = grant.compartment
-        return not (confined and releases_all and releases_all(self.access, confined))
+        return not (compartment and releases_all and releases_all(self.access, compartment))
+
+    def deletion_visible(self, res_type: str, res_id: str, version_id: int) -> bool:
+        """May the caller see that ``version_id`` (a deletion) deleted what it did? Only
+        if it may read the version it deleted."""
+        grant = self.grant_or_none(Interaction.READ, res_type)
+        return grant is not None and self._version_visible(grant, res_type, res_id, version_id - 1)
+
+    def _may_withhold(self, grant: Grant) -> bool:
+        return self.may_withhold(grant.compartment)
 
     def conditional_matches(self, res_type: str, query, conn=None) -> list[dict]:
         """At most two current resources matching the criteria of a conditional

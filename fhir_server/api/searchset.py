@@ -10,7 +10,7 @@ from fhir_server import ids
 from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response
-from fhir_server.errors import BadRequest, Issue, operation_outcome
+from fhir_server.errors import BadRequest, Issue, not_found, operation_outcome
 from fhir_server.search.runner import SearchPage
 from fhir_server.search.shaping import shape
 from fhir_server.storage.store import ResourceStore
@@ -114,10 +114,16 @@ def history_bundle(
         if res_type
         else Interaction.HISTORY_SYSTEM
     )
+    if policy.may_withhold(policy.confinement):
+        # The index cannot tell what consent withholds: no total is given, rather
+        # than one that counts withheld versions.
+        total = None
     for row in rows:
         entry: dict = {"fullUrl": f"{root}/{row.res_type}/{row.res_id}"}
         url = f"{row.res_type}/{row.res_id}"
         if row.deleted:
+            if not policy.deletion_visible(row.res_type, row.res_id, row.version_id):
+                continue
             entry["request"] = {"method": "DELETE", "url": url}
             entry["response"] = {"status": "204 No Content"}
         else:
@@ -133,6 +139,8 @@ def history_bundle(
         entry["response"]["etag"] = f'W/"{row.version_id}"'
         entry["response"]["lastModified"] = ids.instant(row.last_updated_us)
         entries.append(entry)
+    if res_id and rows and not entries:
+        raise not_found(res_type, res_id)  # every version withheld: as a read answers
     path = "/".join(p for p in (root, res_type, res_id) if p) + "/_history"
     query = [(k, v) for k, v in request.args.items(multi=True) if k != "_format"]
     bundle = {

@@ -183,3 +183,14 @@ def test_a_refused_delete_is_not_logged_as_done(gate, cx):
     new = [e for e in after if e["id"] not in {b["id"] for b in before}]
     done = [e for e in new if e.get("action") == "D" and e.get("outcome") == "0"]
     assert not done, done
+
+
+def test_history_counts_and_deletions_hide_what_consent_withholds(gate, cx, backend_client):
+    admin = backend_client()
+    assert admin.delete("/fhir/Observation/o-p2").status_code == 204
+    history = gate.client.get("/fhir/Observation/_history", headers=gate.doctor).get_json()
+    assert "total" not in history
+    urls = [e.get("request", {}).get("url") for e in history.get("entry", [])]
+    assert "Observation/o-p2" not in urls
+    instance = gate.client.get("/fhir/Observation/o-p2/_history", headers=gate.doctor)
+    assert instance.status_code == 404  # as a read of it answers
