@@ -156,12 +156,7 @@ class AccessPolicy(WriteChecks):
         from fhir_server.search.runner import run_search
 
         grant = self.require(Interaction.SEARCH_TYPE, res_type, query)
-        if self.access is not None and any("." in k or k.startswith("_has:") for k, _ in query):
-            from fhir_server.search.query import parse_search
-
-            for crit in parse_search(res_type, query, strict=strict).criteria:
-                for inner_type, _inner in crit.chain:
-                    self.require(Interaction.SEARCH_TYPE, inner_type)
+        self._check_chains(res_type, query, strict)
         screen = self.visible if (self.access is not None or self.consent) else None
         # Where consent may withhold a match, every candidate is decided before it is
         # counted or paged: a total counts only what the caller may read.
@@ -199,6 +194,25 @@ class AccessPolicy(WriteChecks):
         grant = self.grant_or_none(Interaction.READ, res_type)
         return grant is not None and self._version_visible(grant, res_type, res_id, version_id - 1)
 
+    def _check_chains(self, res_type: str, query, strict: bool = True) -> None:
+        """Chained parameters and ``_has`` select by resources of other types that are
+        never returned, so nothing decides them one by one: each inner type needs a
+        search scope with no granular constraint, and consent must not be able to
+        withhold any of it (else the chain could tell a withheld resource exists)."""
+        if self.access is None or not any("." in k or k.startswith("_has:") for k, _ in query):
+            return
+        from fhir_server.search.query import parse_search
+
+        for crit in parse_search(res_type, query, strict=strict).criteria:
+            for inner_type, _inner in crit.chain:
+                inner = self.require(Interaction.SEARCH_TYPE, inner_type)
+                if inner.constraints or self._may_withhold(inner):
+                    raise Forbidden(
+                        f"Chained and _has searches through {inner_type} are not available "
+                        "to this token: its scopes or the patient's consent may withhold "
+                        f"{inner_type} resources, which a chain would reveal."
+                    )
+
     def _may_withhold(self, grant: Grant) -> bool:
         return self.may_withhold(grant.compartment)
 
@@ -217,6 +231,7 @@ class AccessPolicy(WriteChecks):
         grant = self.grant_or_none(Interaction.READ, res_type)
         if grant is None:
             return []  # nothing of this type is readable: nothing can match
+        self._check_chains(res_type, query)
         unrestricted = grant.compartment is None and not grant.constraints
         admit = None if unrestricted and self.consent is None else partial(self.allows, grant)
         page = run_search(

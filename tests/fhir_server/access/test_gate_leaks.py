@@ -194,3 +194,16 @@ def test_history_counts_and_deletions_hide_what_consent_withholds(gate, cx, back
     assert "Observation/o-p2" not in urls
     instance = gate.client.get("/fhir/Observation/o-p2/_history", headers=gate.doctor)
     assert instance.status_code == 404  # as a read of it answers
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"Patient?_has:Observation:subject:code:text={SECRET}",
+        "Observation?subject:Patient.identifier=urn:id:tw|A123456789",
+    ],
+)
+def test_chains_cannot_probe_what_consent_withholds(gate, query):
+    response = gate.client.get(f"/fhir/{query}", headers=gate.doctor)
+    assert response.status_code == 403
+    assert "p2" not in response.get_data(as_text=True)
