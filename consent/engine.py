@@ -1,6 +1,6 @@
 """The consent decision engine: may this actor do this, for this purpose, to this data?
 
-Flask-free. Policy (ARCHITECTURE.md, "Consent and access"):
+Flask-free. Policy (docs/architecture.md, "A request through the gate"):
 
 * the patient may always read and write their own record;
 * anyone else is denied unless an active R4 Consent of scope ``patient-privacy``

@@ -1,7 +1,7 @@
 """Encryption public keys of other countries' nodes, from the chain's AuthorityRegistry.
 
-Flask-free. The AuthorityRegistry is the federation's trust list (ARCHITECTURE.md,
-"Cross-border federation"): each authority registers its country, FHIR base URL,
+Flask-free. The AuthorityRegistry is the federation's trust list (docs/anchoring.md,
+contracts): each authority registers its country, FHIR base URL,
 signing JWK and encryption key, and only a >2/3 vote of the authorities changes
 them. ``$share`` wraps a patient's data key for the recipient node's key, so the
 key is looked up there, at the moment of the share -- a key rotated or a node voted
