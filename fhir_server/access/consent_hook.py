@@ -50,8 +50,7 @@ from consent.codes import DEFAULT_PURPOSE
 from consent.engine import Actor, ConsentEngine, Decision
 from consent.provisions import time_range
 from fhir_server.access.decision import Interaction
-from fhir_server.errors import IntegrityFailure
-from fhir_server.search.runner import run_search
+from fhir_server.errors import Gone, IntegrityFailure, NotFound
 from fhir_server.smart.clients import OPERATOR_CLIENT
 
 MAX_CONSENTS = 1000
@@ -93,16 +92,25 @@ class NodeConsent:
 
     # -- data access --------------------------------------------------------------
     def load_consents(self, patient_id: str) -> list[dict]:
-        query = [("patient", patient_id), ("status", "active"), ("_count", str(MAX_CONSENTS))]
-        page = run_search(self.node.store, "Consent", query)
-        if page.damaged:
-            # Fail closed: a Consent that cannot be read (altered, rolled back) may be
-            # the deny that would have applied; no decision is made without it.
-            raise IntegrityFailure(
-                "Integrity failure: a Consent of this patient failed its checks; access "
-                "by anyone but the patient is refused until it is repaired."
-            )
-        return page.matches
+        """The patient's active Consents, each read through the store (head-checked,
+        decrypted) and judged active by its own content -- never by index rows, which
+        a database write without the keys could change (a deny hidden from a search)."""
+        found = []
+        for res_id, _version in self.consent_token(patient_id)[:MAX_CONSENTS]:
+            try:
+                consent = self.node.store.read("Consent", res_id)
+            except (Gone, NotFound):
+                continue  # deleted (its version row says so)
+            except IntegrityFailure:
+                # Fail closed: a Consent that cannot be read (altered, rolled back) may
+                # be the deny that would have applied; no decision is made without it.
+                raise IntegrityFailure(
+                    "Integrity failure: a Consent of this patient failed its checks; access "
+                    "by anyone but the patient is refused until it is repaired."
+                ) from None
+            if consent.get("status") == "active":
+                found.append(consent)
+        return found
 
     def consent_token(self, patient_id: str) -> tuple:
         # Ids and version numbers only (no decryption), in the request's snapshot.

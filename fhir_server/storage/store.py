@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.errors import Gone, IntegrityFailure, NotFound
@@ -314,11 +314,20 @@ class ResourceStore:
     def versions_in_compartment(self, patient_id: str, res_type: str) -> tuple:
         """``((res_id, version_id), ...)`` of the current ``res_type`` resources in
         ``patient_id``'s compartment, by id (no decryption; inside a request's
-        transaction, its snapshot)."""
+        transaction, its snapshot). Found by the compartment rows *or* by the patient's
+        key scope on the pointer, so that deleting one kind of row does not hide one."""
+        in_compartment = select(compartments.c.resource_pk).where(
+            compartments.c.patient_id == patient_id
+        )
         query = (
             select(resources.c.res_id, resources.c.version_id)
-            .join(compartments, compartments.c.resource_pk == resources.c.pk)
-            .where(compartments.c.patient_id == patient_id, resources.c.res_type == res_type)
+            .where(
+                resources.c.res_type == res_type,
+                or_(
+                    resources.c.pk.in_(in_compartment),
+                    resources.c.key_scope == self.sealer.scope_for(patient_id),
+                ),
+            )
             .order_by(resources.c.res_id)
         )
         with self.connection() as c:

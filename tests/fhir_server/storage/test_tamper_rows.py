@@ -358,3 +358,31 @@ def test_a_consent_without_its_version_row_fails_closed(app, node, client):
     _drop_current_version_row(node, "Consent", "c2")
     node.consent.consent_changed("p1")
     assert web.get("/fhir/Observation/o1", headers=doctor).status_code == 500
+
+
+@pytest.mark.parametrize(
+    "hide",
+    [
+        "UPDATE resources SET deleted = :t WHERE res_type = 'Consent' AND res_id = 'deny'",
+        "DELETE FROM sidx_hash WHERE resource_pk = "
+        "(SELECT pk FROM resources WHERE res_type = 'Consent' AND res_id = 'deny')",
+    ],
+)
+def test_a_deny_consent_cannot_be_hidden_from_the_decision(app, node, client, hide):
+    """Flipping the pointer's deleted flag or dropping its index rows hides a Consent
+    from searches; the decision reads the patient's Consents through the store."""
+    _put(client, {"resourceType": "Patient", "id": "p1"})
+    _put(client, _obs("o1", "p1", "private"))
+    everywhere = ("2000-01-01", "2099-12-31")
+    _put(client, privacy_consent("p1", cid="permit", period=everywhere))
+    deny = privacy_consent("p1", cid="deny", period=everywhere)
+    deny["provision"]["type"] = "deny"
+    _put(client, deny)
+    doctor = bearer(app, username="drbob", fhir_user="Practitioner/d1", scope="user/*.rs")
+    web = app.test_client()
+    assert web.get("/fhir/Observation/o1", headers=doctor).status_code == 404
+    _sql(node, hide, t=True)
+    node.consent.consent_changed("p1")
+    again = web.get("/fhir/Observation/o1", headers=doctor)
+    assert again.status_code != 200
+    assert "private" not in again.get_data(as_text=True)
