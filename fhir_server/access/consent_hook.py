@@ -52,6 +52,7 @@ from consent.provisions import time_range
 from fhir_server.access.decision import Interaction
 from fhir_server.errors import Gone, IntegrityFailure, NotFound
 from fhir_server.smart.clients import OPERATOR_CLIENT
+from fhir_server.storage import queries
 
 MAX_CONSENTS = 1000
 # fhirUser types whose resource's identifiers name the user in Consents
@@ -114,7 +115,7 @@ class NodeConsent:
 
     def consent_token(self, patient_id: str) -> tuple:
         # Ids and version numbers only (no decryption), in the request's snapshot.
-        return self.node.store.versions_in_compartment(patient_id, "Consent")
+        return queries.versions_in_compartment(self.node.store, patient_id, "Consent")
 
     # -- the hook -----------------------------------------------------------------
     def decide(

@@ -240,3 +240,26 @@ def vacuum_data_keys(engine) -> bool:
     except Exception as error:  # never fail an erasure whose key is already gone
         log.warning("VACUUM after erase failed: %s", type(error).__name__)
         return False
+
+
+def versions_in_compartment(store, patient_id: str, res_type: str) -> tuple:
+    """``((res_id, version_id), ...)`` of the current ``res_type`` resources in
+    ``patient_id``'s compartment, by id (no decryption; inside a request's
+    transaction, its snapshot). Found by the compartment rows *or* by the patient's
+    key scope on the pointer, so that deleting one kind of row does not hide one."""
+    in_compartment = select(compartments.c.resource_pk).where(
+        compartments.c.patient_id == patient_id
+    )
+    query = (
+        select(resources.c.res_id, resources.c.version_id)
+        .where(
+            resources.c.res_type == res_type,
+            or_(
+                resources.c.pk.in_(in_compartment),
+                resources.c.key_scope == store.sealer.scope_for(patient_id),
+            ),
+        )
+        .order_by(resources.c.res_id)
+    )
+    with store.connection() as c:
+        return tuple(tuple(row) for row in c.execute(query))

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.errors import Gone, IntegrityFailure, NotFound
@@ -26,7 +26,7 @@ from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.search.indexer import TerminologyDigests
 from fhir_server.storage import driver_sql
 from fhir_server.storage.compartment_history import history_in_compartment
-from fhir_server.storage.db import compartments, resources, versions
+from fhir_server.storage.db import resources, versions
 from fhir_server.storage.pg_statistics import PlannerStatistics
 from fhir_server.storage.rows import CURRENT_VERSION, VERSION_COLUMNS, VersionRow, version_row
 from fhir_server.storage.sealing import RecordSealer
@@ -310,28 +310,6 @@ class ResourceStore:
             elif damaged is not None:
                 damaged.append(f"{resource['resourceType']}/{resource['id']}")
         return found
-
-    def versions_in_compartment(self, patient_id: str, res_type: str) -> tuple:
-        """``((res_id, version_id), ...)`` of the current ``res_type`` resources in
-        ``patient_id``'s compartment, by id (no decryption; inside a request's
-        transaction, its snapshot). Found by the compartment rows *or* by the patient's
-        key scope on the pointer, so that deleting one kind of row does not hide one."""
-        in_compartment = select(compartments.c.resource_pk).where(
-            compartments.c.patient_id == patient_id
-        )
-        query = (
-            select(resources.c.res_id, resources.c.version_id)
-            .where(
-                resources.c.res_type == res_type,
-                or_(
-                    resources.c.pk.in_(in_compartment),
-                    resources.c.key_scope == self.sealer.scope_for(patient_id),
-                ),
-            )
-            .order_by(resources.c.res_id)
-        )
-        with self.connection() as c:
-            return tuple(tuple(row) for row in c.execute(query))
 
     def chain_legacy_versions(self) -> int:
         """Chain the versions of a store made before version chains (their ``link`` and
