@@ -79,7 +79,7 @@ def run_search(
             return store.load_current(pks, c, damaged)
         return store.load_in_compartment(pks, compartment_patient, c, damaged)
 
-    with store.connection(conn) as c:
+    with store.connect(conn) as c:
         if plan.postfilter is not None or python_sort is not None or admit is not None:
             candidates = load([r[0] for r in c.execute(selection)], c)
             if plan.postfilter is not None:

@@ -261,5 +261,5 @@ def versions_in_compartment(store, patient_id: str, res_type: str) -> tuple:
         )
         .order_by(resources.c.res_id)
     )
-    with store.connection() as c:
+    with store.connect() as c:
         return tuple(tuple(row) for row in c.execute(query))

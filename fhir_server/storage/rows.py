@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import and_
+
 from fhir_server.storage.db import resources, versions
 
 
@@ -35,6 +37,14 @@ VERSION_COLUMNS = (
     versions.c.sealed,
     versions.c.leaf,
     versions.c.link,
+)
+
+# The version row a ``resources`` pointer names (SQLAlchemy; CURRENT_VERSION below is
+# the same join written for the driver).
+CURRENT_VERSION_JOIN = and_(
+    versions.c.res_type == resources.c.res_type,
+    versions.c.res_id == resources.c.res_id,
+    versions.c.version_id == resources.c.version_id,
 )
 
 # The pointer's own type, id and version, then the version row's columns: LEFT JOIN,

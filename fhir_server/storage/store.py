@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from fhir_server.errors import Gone, IntegrityFailure, NotFound
@@ -28,7 +28,13 @@ from fhir_server.storage import driver_sql
 from fhir_server.storage.compartment_history import history_in_compartment
 from fhir_server.storage.db import resources, versions
 from fhir_server.storage.pg_statistics import PlannerStatistics
-from fhir_server.storage.rows import CURRENT_VERSION, VERSION_COLUMNS, VersionRow, version_row
+from fhir_server.storage.rows import (
+    CURRENT_VERSION,
+    CURRENT_VERSION_JOIN,
+    VERSION_COLUMNS,
+    VersionRow,
+    version_row,
+)
 from fhir_server.storage.sealing import RecordSealer
 from vault.keyring import KeyRing
 
@@ -126,11 +132,6 @@ class ResourceStore:
             yield conn
 
     # -- units of work ------------------------------------------------------
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with self.connection() as conn:
-            yield conn
-
     def prepare_keys(self, prepared: list[Prepared]) -> None:
         """Create the data keys these writes will be sealed under, before writing.
 
@@ -268,19 +269,10 @@ class ResourceStore:
                 *VERSION_COLUMNS[3:],
                 resources.c.head,
             )
-            .select_from(
-                resources.outerjoin(
-                    versions,
-                    and_(
-                        versions.c.res_type == resources.c.res_type,
-                        versions.c.res_id == resources.c.res_id,
-                        versions.c.version_id == resources.c.version_id,
-                    ),
-                )
-            )
+            .select_from(resources.outerjoin(versions, CURRENT_VERSION_JOIN))
             .where(resources.c.pk.in_(pks))
         )
-        with self.connection(conn) as c:
+        with self.connect(conn) as c:
             rows = {r[0]: version_row(r[1:]) for r in c.execute(query)}
         found = []
         for pk in pks:
@@ -353,7 +345,7 @@ class ResourceStore:
         head = select(resources.c.version_id, resources.c.head).where(
             resources.c.res_type == res_type, resources.c.res_id == res_id
         )
-        with self.connection() as c:
+        with self.connect() as c:
             rows = [(v, bool(d), leaf, link) for v, d, leaf, link in c.execute(query)]
             pointer = c.execute(head).first()
         current, head_mac = pointer if pointer is not None else (None, None)
@@ -398,7 +390,7 @@ class ResourceStore:
                 self, compartment_patient, conditions, res_id is not None, count, offset
             )
         else:
-            with self.connection() as conn:
+            with self.connect() as conn:
                 total = conn.execute(select(func.count()).select_from(versions).where(*conditions))
                 total = total.scalar_one()
                 page = conn.execute(
@@ -415,7 +407,8 @@ class ResourceStore:
 
     # -- helpers --------------------------------------------------------------
     @contextmanager
-    def connection(self, conn: Connection | None = None) -> Iterator[Connection]:
+    def connect(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """``conn``, else the request transaction's connection, else a fresh one."""
         if conn is None:
             conn = self.bound()
         if conn is not None:
@@ -425,6 +418,6 @@ class ResourceStore:
                 yield fresh
 
     def _one(self, query, conn: Connection | None = None) -> VersionRow | None:
-        with self.connection(conn) as c:
+        with self.connect(conn) as c:
             row = c.execute(query).first()
         return VersionRow(*row) if row else None

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from anchoring import journal as anchor_journal
@@ -31,8 +31,10 @@ from fhir_server.errors import (
 from fhir_server.resource_types import check_type
 from fhir_server.search.compartment import compartment_patient_ids
 from fhir_server.search.indexer import index_rows
+from fhir_server.storage import queries
 from fhir_server.storage.bulk import bulk_insert, index_row_tuples, insert_resources
-from fhir_server.storage.db import compartments, metadata, resources, versions
+from fhir_server.storage.db import compartments, resources, versions
+from fhir_server.storage.rows import CURRENT_VERSION_JOIN
 from fhir_server.storage.sealing import dumps
 
 
@@ -198,11 +200,7 @@ class Writer:
                 self._buffer_index(pk, stored, source)
             self._new_resources = []
         if self._stale_pks:
-            for table in _index_tables():
-                self.conn.execute(delete(table).where(table.c.resource_pk.in_(self._stale_pks)))
-            self.conn.execute(
-                delete(compartments).where(compartments.c.resource_pk.in_(self._stale_pks))
-            )
+            queries.drop_index_rows(self.conn, self._stale_pks)
             self._stale_pks = []
         for name, rows in self._index_rows.items():
             if rows:
@@ -223,7 +221,7 @@ class Writer:
                 versions.c.link,
                 resources.c.head,
             )
-            .join(versions, _CURRENT_VERSION_ROW)
+            .join(versions, CURRENT_VERSION_JOIN)
             .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
             .with_for_update()
         )
@@ -326,19 +324,9 @@ class Writer:
         self._compartment_rows.extend((pk, patient_id) for patient_id in owners)
 
 
-_CURRENT_VERSION_ROW = and_(
-    versions.c.res_type == resources.c.res_type,
-    versions.c.res_id == resources.c.res_id,
-    versions.c.version_id == resources.c.version_id,
-)
-
 _MOVE_POINTER = update(resources).where(
     resources.c.pk == bindparam("b_pk"), resources.c.version_id == bindparam("b_version")
 )
-
-
-def _index_tables():
-    return [t for name, t in metadata.tables.items() if name.startswith("sidx_")]
 
 
 def with_server_meta(resource: dict, res_id: str, version_id: int, now_us: int) -> dict:
