@@ -175,7 +175,7 @@ class AccessPolicy(WriteChecks):
             # Logged for the operator; named in the page only to an unrestricted caller:
             # an unreadable row cannot be decided, so a restricted one is not told of it.
             LOG.warning("search left out damaged rows: %s", ", ".join(page.damaged))
-            if grant.compartment is not None or grant.constraints or self.consent is not None:
+            if not self.unrestricted(grant):
                 page.damaged = []
         for resource in (*page.matches, *page.included):
             self.saw(resource)
@@ -213,6 +213,11 @@ class AccessPolicy(WriteChecks):
                         f"{inner_type} resources, which a chain would reveal."
                     )
 
+    def unrestricted(self, grant: Grant) -> bool:
+        """Does ``grant`` reach everything of its type: no compartment, no granular
+        constraint, no consent to narrow it (nothing to decide per resource)?"""
+        return grant.compartment is None and not grant.constraints and self.consent is None
+
     def _may_withhold(self, grant: Grant) -> bool:
         return self.may_withhold(grant.compartment)
 
@@ -232,8 +237,7 @@ class AccessPolicy(WriteChecks):
         if grant is None:
             return []  # nothing of this type is readable: nothing can match
         self._check_chains(res_type, query)
-        unrestricted = grant.compartment is None and not grant.constraints
-        admit = None if unrestricted and self.consent is None else partial(self.allows, grant)
+        admit = None if self.unrestricted(grant) else partial(self.allows, grant)
         page = run_search(
             self.store,
             res_type,
@@ -351,7 +355,7 @@ class AccessPolicy(WriteChecks):
 
     def deleted_visible(self, grant: Grant, res_type: str, res_id: str, conn=None) -> bool:
         """Was the deleted resource (its last content) visible under ``grant``?"""
-        if grant.compartment is None and not grant.constraints and self.consent is None:
+        if self.unrestricted(grant):
             return True
         row = self.store.current_version(res_type, res_id, conn)
         return row is not None and self._version_visible(
@@ -359,7 +363,7 @@ class AccessPolicy(WriteChecks):
         )
 
     def _version_visible(self, grant: Grant, res_type, res_id, version_id: int, conn=None) -> bool:
-        if grant.compartment is None and not grant.constraints and self.consent is None:
+        if self.unrestricted(grant):
             return True
         row = None
         if version_id > 0:
@@ -374,7 +378,7 @@ class AccessPolicy(WriteChecks):
         confined token whose target cannot be decrypted is judged by the key the
         version is sealed under (the patient's own key: visible; else 404)."""
         grant = self.require(Interaction.READ, res_type)
-        if grant.compartment is None and not grant.constraints and self.consent is None:
+        if self.unrestricted(grant):
             return
         try:
             if version_id is None:
@@ -389,7 +393,7 @@ class AccessPolicy(WriteChecks):
     def _own_key(self, grant: Grant, row, res_id: str, version_id: int | None = None) -> None:
         """An undecryptable version is shown as failing only when it is sealed under
         the confining patient's own key (an unconfined token always sees it); else 404."""
-        if grant.compartment is None and not grant.constraints and self.consent is None:
+        if self.unrestricted(grant):
             return
         own = RecordSealer.scope_for(grant.compartment) if grant.compartment else None
         if row is None or grant.constraints or own is None or row.key_scope != own:

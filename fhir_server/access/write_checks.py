@@ -21,7 +21,7 @@ class WriteChecks:
         once deleted, its last content) must be visible, else 404 as if missing."""
         grant = self.require(interaction, res_type)
         self._identity_write(res_type)
-        if grant.compartment is not None or grant.constraints or self.consent is not None:
+        if not self.unrestricted(grant):
             row = self.store.current_version(res_type, res_id, conn)
             if row is None:
                 raise not_found(res_type, res_id)
