@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from fhir_server.api.audit_hook import end_request, record_audit
+from fhir_server.api.cors import init_cors
 from fhir_server.api.http import fhir_response
 from fhir_server.api.smart import init_smart
 from fhir_server.errors import FHIRError, Issue, operation_outcome
@@ -62,6 +63,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config)
     app.extensions["phrx.node"] = node
     _register_blueprints(app)
+    init_cors(app, node.config.cors_origins)  # first: a preflight carries no token
     init_smart(app, node)  # SMART authorization server + bearer-token before_request hook
     app.after_request(record_audit)  # one AuditEvent per access to patient data
     app.teardown_request(end_request)  # never leave a request transaction open

@@ -60,6 +60,8 @@ class NodeConfig:
     anchor_batch: int = anchor_defaults.BATCH_LEAVES
     anchor_worker: bool = True  # run the batcher in this process (else: phrx anchor-worker)
     anchor_country: str = "XX"
+    # Origins whose browser apps may call the API (fhir_server/api/cors.py); "*" = any.
+    cors_origins: tuple[str, ...] = ("*",)
 
     @property
     def effective_database_url(self) -> str:

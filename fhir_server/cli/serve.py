@@ -37,6 +37,13 @@ from fhir_server.cli.options import DATA_DIR, DATABASE_URL
     help="Run the anchoring batcher in the server (else run `phrx anchor-worker`).",
 )
 @click.option("--country", default="XX", show_default=True, envvar="PHRX_COUNTRY")
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    envvar="PHRX_CORS_ORIGINS",
+    help="Origin of a browser app allowed to call the API (repeatable; default: any).",
+)
 def serve(
     host,
     port,
@@ -49,6 +56,7 @@ def serve(
     anchor_batch,
     anchor_worker,
     country,
+    cors_origins,
 ) -> None:
     """Serve the FHIR API with gunicorn (production WSGI server)."""
     from fhir_server.node import Node, NodeConfig
@@ -79,6 +87,7 @@ def serve(
         anchor_batch=anchor_batch,
         anchor_worker=anchor_worker,
         anchor_country=country,
+        cors_origins=tuple(cors_origins) or ("*",),
     )
     # initialise data dir, schema and deployment once, before forking workers
     Node(replace(config, anchor_worker=False)).close()

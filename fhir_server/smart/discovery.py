@@ -8,6 +8,7 @@ from fhir_server.smart.scopes import NON_RESOURCE_SCOPES
 CAPABILITIES = [
     "launch-ehr",
     "launch-standalone",
+    "authorize-post",
     "client-public",
     "client-confidential-symmetric",
     "client-confidential-asymmetric",
@@ -16,6 +17,7 @@ CAPABILITIES = [
     "context-ehr-encounter",
     "sso-openid-connect",
     "permission-offline",
+    "permission-online",
     "permission-patient",
     "permission-user",
     "permission-v1",
@@ -72,6 +74,17 @@ def smart_configuration(base: str) -> dict:
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser"],
         "capabilities": list(CAPABILITIES),
     }
+
+
+def openid_configuration(base: str) -> dict:
+    """OpenID Connect Discovery 1.0: the same server described for generic OIDC
+    libraries, which look for it at ``{issuer}/.well-known/openid-configuration``
+    (the issuer is the FHIR base, the ``iss`` of every ID token)."""
+    config = smart_configuration(base)
+    del config["capabilities"]  # SMART's own vocabulary
+    config["request_parameter_supported"] = False
+    config["claims_parameter_supported"] = False
+    return config
 
 
 def oauth_security(base: str) -> dict:

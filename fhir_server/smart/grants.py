@@ -6,9 +6,10 @@
 * :class:`SmartCodeGrant` - ``state`` required and ``aud`` must be this FHIR
   base (SMART App Launch 2.2), exact redirect_uri, launch context bound to the
   code, codes single-use (RFC 6749 section 4.1.2).
-* :class:`SmartRefreshGrant` - bound to its client, never widening scope
-  (RFC 6749 section 6), rotated on use; a used refresh token presented again
-  revokes its whole grant family (OAuth 2.0 Security BCP, RFC 9700 4.14.2).
+* :class:`SmartRefreshGrant` - bound to its client (a public client is known by
+  its refresh token), never widening scope (RFC 6749 section 6), rotated on use;
+  a used refresh token presented again revokes its whole grant family (OAuth 2.0
+  Security BCP, RFC 9700 4.14.2).
 * :class:`BackendGrant` - client_credentials with private_key_jwt only
   (SMART Backend Services, backend-services.html).
 """
@@ -125,6 +126,28 @@ class SmartCodeGrant(AuthorizationCodeGrant):
 class SmartRefreshGrant(RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = APP_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_token_endpoint_client(self):
+        """A public client may refresh without naming itself: it has no credential
+        to present, and the refresh token says whose it is (RFC 6749 section 6; the
+        SMART JS client sends no ``client_id``). Only a public client's token is
+        taken so: a confidential client still authenticates as it must."""
+        if not self._names_a_client():
+            owner = self._public_owner_of(self.request.form.get("refresh_token"))
+            if owner is not None:
+                self.server.send_signal("after_authenticate_client", client=owner, grant=self)
+                return owner
+        return super().authenticate_token_endpoint_client()
+
+    def _names_a_client(self) -> bool:
+        form = self.request.form
+        named = ("client_id", "client_secret", "client_assertion")
+        return "authorization" in self.request.headers or any(form.get(k) for k in named)
+
+    def _public_owner_of(self, refresh_token: str | None):
+        record = self.server.smart.tokens.by_refresh(refresh_token) if refresh_token else None
+        client = self.server.query_client(record.client_id) if record is not None else None
+        return client if client is not None and client.kind == "public" else None
 
     def authenticate_refresh_token(self, refresh_token):
         tokens = self.server.smart.tokens

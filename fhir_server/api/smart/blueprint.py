@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, current_app
 
 from fhir_server.smart.access import TokenVerifier
 from fhir_server.smart.server import SmartAuthorizationServer
@@ -32,11 +32,3 @@ class SmartApp:
 def smart() -> SmartApp:
     """The SMART objects of the current app."""
     return current_app.extensions[EXTENSION]
-
-
-def cors(response: Response) -> Response:
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Accept"
-    response.headers["Access-Control-Max-Age"] = "600"
-    return response

@@ -9,25 +9,34 @@ from urllib.parse import urlencode
 from flask import Response, jsonify, request, session
 
 from fhir_server.api.http import base_url
-from fhir_server.api.smart.blueprint import NO_STORE, bp, cors, smart
+from fhir_server.api.smart.blueprint import NO_STORE, bp, smart
 from fhir_server.api.smart.user_session import check_csrf, current_user
 from fhir_server.errors import BadRequest, Forbidden, Unauthorized
-from fhir_server.smart.discovery import smart_configuration
+from fhir_server.smart.discovery import openid_configuration, smart_configuration
 
 
-@bp.route("/.well-known/smart-configuration", methods=["GET", "OPTIONS"])
+@bp.get("/.well-known/smart-configuration")
 def smart_config():
     """JSON whatever the Accept header says (App Launch 2.2 conformance.html)."""
     response = jsonify(smart_configuration(base_url()))
     response.headers["Cache-Control"] = "public, max-age=300"
-    return cors(response)
+    return response
+
+
+@bp.get("/.well-known/openid-configuration")
+def openid_config():
+    """OIDC discovery where OIDC Discovery 1.0 section 4 looks: issuer (the FHIR
+    base) + ``/.well-known/openid-configuration``, beside SMART's own document."""
+    response = jsonify(openid_configuration(base_url()))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 @bp.get("/auth/jwks")
 def jwks():
     response = jsonify(smart().service.signing_key.jwks())
     response.headers["Cache-Control"] = "public, max-age=3600"
-    return cors(response)
+    return response
 
 
 @bp.get("/auth/smart-style.json")
@@ -44,33 +53,27 @@ def smart_style():
         "font_family_body": "system-ui, sans-serif",
         "font_family_heading": "system-ui, sans-serif",
     }
-    return cors(jsonify(style))
+    return jsonify(style)
 
 
 def _oauth_response(response: Response) -> Response:
     for name, value in NO_STORE.items():
         response.headers[name] = value
-    return cors(response)
+    return response
 
 
-@bp.route("/auth/token", methods=["POST", "OPTIONS"])
+@bp.post("/auth/token")
 def token():
-    if request.method == "OPTIONS":
-        return cors(Response(status=204))
     return _oauth_response(smart().server.create_token_response())
 
 
-@bp.route("/auth/introspect", methods=["POST", "OPTIONS"])
+@bp.post("/auth/introspect")
 def introspect():
-    if request.method == "OPTIONS":
-        return cors(Response(status=204))
     return _oauth_response(smart().server.create_endpoint_response("introspection"))
 
 
-@bp.route("/auth/revoke", methods=["POST", "OPTIONS"])
+@bp.post("/auth/revoke")
 def revoke():
-    if request.method == "OPTIONS":
-        return cors(Response(status=204))
     return _oauth_response(smart().server.create_endpoint_response("revocation"))
 
 
