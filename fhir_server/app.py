@@ -89,6 +89,7 @@ def import_everything() -> None:
 
 
 def _blueprints() -> list:
+    from fhir_server.api.compartment import bp as compartment_bp
     from fhir_server.api.operations import blueprints as operation_blueprints
     from fhir_server.api.rest import bp as rest_bp
     from fhir_server.api.system import bp as system_bp
@@ -97,6 +98,7 @@ def _blueprints() -> list:
         system_bp,
         *operation_blueprints(),  # every $operation and OperationDefinition, before REST
         rest_bp,
+        compartment_bp,
     ]
 
 

@@ -60,6 +60,7 @@ from fhir_server.access.granular import meets
 from fhir_server.access.write_checks import WriteChecks
 from fhir_server.errors import BadRequest, Forbidden, Gone, IntegrityFailure, not_found
 from fhir_server.search.compartment import compartment_patient_ids
+from fhir_server.search.query import parse_search
 from fhir_server.storage.sealing import RecordSealer
 
 LOG = logging.getLogger("phrx.integrity")
@@ -149,14 +150,22 @@ class AccessPolicy(WriteChecks):
         return permitted
 
     # -- searches -------------------------------------------------------------------
-    def search(self, res_type: str, query, *, strict: bool = False, conn=None):
+    def search(self, res_type: str, query, *, strict: bool = False, conn=None, compartment=None):
         """``run_search`` under this policy: scope check (granular constraints must be
         in ``query``), types reached by chains / ``_has`` need ``s`` too, everything
-        confined to the grant's compartment, includes screened."""
-        from fhir_server.search.runner import run_search
+        confined to the grant's compartment, includes screened. ``compartment``: a
+        patient id, for a compartment search (``GET Patient/{id}/{type}``); it narrows
+        the grant's own compartment, never widens it."""
+        from fhir_server.search.runner import SearchPage, run_search
 
         grant = self.require(Interaction.SEARCH_TYPE, res_type, query)
         self._check_chains(res_type, query, strict)
+        within = grant.compartment
+        if compartment is not None:
+            if within not in (None, compartment):  # another patient's compartment
+                request = parse_search(res_type, query, strict=strict)
+                return SearchPage(request, 0, count=0)
+            within = compartment
         screen = self.visible if (self.access is not None or self.consent) else None
         # Where consent may withhold a match, every candidate is decided before it is
         # counted or paged: a total counts only what the caller may read.
@@ -167,7 +176,7 @@ class AccessPolicy(WriteChecks):
             query,
             strict=strict,
             conn=conn,
-            compartment_patient=grant.compartment,
+            compartment_patient=within,
             include_filter=screen,
             admit=admit,
         )
@@ -201,8 +210,6 @@ class AccessPolicy(WriteChecks):
         withhold any of it (else the chain could tell a withheld resource exists)."""
         if self.access is None or not any("." in k or k.startswith("_has:") for k, _ in query):
             return
-        from fhir_server.search.query import parse_search
-
         for crit in parse_search(res_type, query, strict=strict).criteria:
             for inner_type, _inner in crit.chain:
                 inner = self.require(Interaction.SEARCH_TYPE, inner_type)

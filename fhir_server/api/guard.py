@@ -55,19 +55,25 @@ def policy() -> AccessPolicy:
     return found
 
 
-def search(res_type: str, query: list[tuple[str, str]], strict: bool = False) -> SearchPage:
+def search(
+    res_type: str,
+    query: list[tuple[str, str]],
+    strict: bool = False,
+    compartment: str | None = None,
+) -> SearchPage:
     """A search under the token: 403 on scope, confined results, screened includes.
 
-    A search naming one patient (``patient=`` / ``subject=Patient/``) by a token not
-    confined to that patient asks consent up front for that patient: no Consent for
-    this actor and type is a 403 (it says nothing of whether the patient exists),
-    rather than an empty page that looks like "no records"."""
+    A search naming one patient (``patient=`` / ``subject=Patient/``, or a patient
+    compartment search, ``compartment``) by a token not confined to that patient asks
+    consent up front for that patient: no Consent for this actor and type is a 403
+    (it says nothing of whether the patient exists), rather than an empty page that
+    looks like "no records"."""
     current = policy()
-    named = _named_patient(query)
+    named = compartment or _named_patient(query)
     unconfined = named is not None and current.consent is not None
     if unconfined and current.require(Interaction.SEARCH_TYPE, res_type, query).compartment is None:
         current.gate(Interaction.SEARCH_TYPE, res_type, named)
-    return current.search(res_type, query, strict=strict)
+    return current.search(res_type, query, strict=strict, compartment=compartment)
 
 
 def _named_patient(query: list[tuple[str, str]]) -> str | None:

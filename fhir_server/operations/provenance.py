@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from anchoring import journal
 from anchoring.provenance import provenance_for, provenance_id, version_key_of, version_reference
-from fhir_server.errors import NotFound
+from fhir_server import ids
+from fhir_server.errors import BadRequest, NotFound
 from fhir_server.operations.definition import operation_definition, param
-from fhir_server.resource_types import check_type
+from fhir_server.resource_types import check_type, supported_types
 
 PROVENANCE_PARAM = "_anchor-provenance"
 DEFINITION = operation_definition(
@@ -45,6 +46,31 @@ def provenance_of(node, res_type: str, res_id: str, version_id: int) -> dict:
     if anchor is None or not anchor.anchored:
         raise NotFound(f"{version_reference(res_type, res_id, version_id)} is not anchored yet.")
     return provenance_for(anchor)
+
+
+def parse_target(value: str, base_url: str) -> tuple[str, str, int | None]:
+    """A ``target`` value (``Type/id``, ``Type/id/_history/n``, or either under this
+    node's base URL) as (type, id, version or None)."""
+    text = value.removeprefix(base_url.rstrip("/") + "/")
+    parts = text.split("/")
+    if len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit():
+        return _known_type(parts[0], value), ids.check_id(parts[1]), int(parts[3])
+    if len(parts) == 2:
+        return _known_type(parts[0], value), ids.check_id(parts[1]), None
+    raise BadRequest(f"target={value!r}: expected Type/id or Type/id/_history/n.")
+
+
+def _known_type(res_type: str, value: str) -> str:
+    if res_type not in supported_types():
+        raise BadRequest(f"target={value!r} names no resource type this server holds.")
+    return res_type
+
+
+def anchoring_provenances(node, versions: list[tuple[str, str, int]]) -> list[dict]:
+    """The Provenances of those of ``versions`` that are anchored, in their order."""
+    anchors = journal.version_anchors(node.engine, versions)
+    found = [anchors.get(key) for key in versions]
+    return [provenance_for(a) for a in found if a is not None and a.anchored]
 
 
 def with_provenance(node, body: dict, base_url: str) -> bool:

@@ -64,7 +64,7 @@ def run_search(
     if compartment_patient is not None:
         within = partial(in_compartment, patient_id=compartment_patient)
     plan = build_search(request, store.blind, within)
-    count = _page_size(request)
+    count = page_size(request)
     offset = max(int(getattr(request, "offset", 0) or 0), 0)
     selection = plan.select
     counting = plan.count_select
@@ -121,7 +121,7 @@ def _summary(request) -> str | None:
     return getattr(request, "summary", None)
 
 
-def _page_size(request) -> int:
+def page_size(request) -> int:
     count = getattr(request, "count", None)
     if count is None:
         return DEFAULT_COUNT

@@ -263,3 +263,11 @@ def versions_in_compartment(store, patient_id: str, res_type: str) -> tuple:
     )
     with store.connect() as c:
         return tuple(tuple(row) for row in c.execute(query))
+
+
+def stored_types(store) -> list[str]:
+    """The resource types with at least one current (not deleted) resource: the
+    types a search across types needs to ask at all."""
+    query = select(resources.c.res_type).where(resources.c.deleted.is_(False)).distinct()
+    with store.connect() as c:
+        return sorted(row[0] for row in c.execute(query))

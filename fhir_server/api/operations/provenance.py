@@ -13,8 +13,11 @@ import json
 from flask import request
 
 from fhir_server.api import guard
-from fhir_server.api.http import base_url, fhir_response
+from fhir_server.api.compartment import search_query
+from fhir_server.api.http import base_url, fhir_response, strict_handling
 from fhir_server.api.operations.base import INTEGRITY, node
+from fhir_server.api.searchset import search_bundle
+from fhir_server.errors import FHIRError
 from fhir_server.operations import provenance as core
 
 bp = INTEGRITY
@@ -29,7 +32,9 @@ def provenance(res_type: str, res_id: str, version_id: int):
 
 @bp.after_app_request
 def _attach_provenance(response):
-    if request.args.get(core.PROVENANCE_PARAM) not in ("true", "1") or response.status_code != 200:
+    asked = request.args.get(core.PROVENANCE_PARAM) in ("true", "1")
+    revinclude = "Provenance:target" in request.args.getlist("_revinclude")
+    if not (asked or revinclude) or response.status_code != 200:
         return response
     if not (response.mimetype or "").endswith("json"):
         return response
@@ -37,3 +42,50 @@ def _attach_provenance(response):
     if core.with_provenance(node(), body, base_url()):
         response.set_data(json.dumps(body, ensure_ascii=False).encode())
     return response
+
+
+# -- Provenance?target=... -------------------------------------------------------
+@bp.get("/Provenance")
+@bp.post("/Provenance/_search")
+def provenance_search():
+    """A Provenance search; one by ``target`` alone also finds the node's anchoring
+    Provenances of the target's versions that the caller may read (they are issued
+    from the anchoring journal, not stored), listed after the stored ones."""
+    query = search_query()
+    page = guard.search("Provenance", query, strict=strict_handling())
+    targets = [v for k, values in query if k == "target" for v in values.split(",")]
+    only_target = all(k == "target" or k.startswith("_") for k, _ in query)
+    if targets and only_target and page.total is not None:
+        issued = core.anchoring_provenances(node(), _readable_versions(targets))
+        _append(page, issued)
+    return fhir_response(search_bundle(page, f"{base_url()}/Provenance", query))
+
+
+def _readable_versions(targets: list[str]) -> list[tuple[str, str, int]]:
+    versions = []
+    for value in targets:
+        res_type, res_id, version_id = core.parse_target(value, base_url())
+        try:
+            if version_id is None:
+                current = guard.read(res_type, res_id)
+                wanted = range(1, int(current["meta"]["versionId"]) + 1)
+            else:
+                wanted = range(version_id, version_id + 1)
+            for number in wanted:
+                guard.verify_stored(res_type, res_id, number)
+                versions.append((res_type, res_id, number))
+        except FHIRError:
+            continue  # unreadable (or absent): nothing of it is listed, nor said
+    return versions
+
+
+def _append(page, issued: list[dict]) -> None:
+    """Page the issued Provenances after the stored matches: same total, same window."""
+    stored_total = page.total
+    page.total = stored_total + len(issued)
+    if getattr(page.request, "summary", None) == "count":
+        return
+    room = page.count - len(page.matches)
+    start = max(0, page.offset - stored_total)
+    if room > 0:
+        page.matches = [*page.matches, *issued[start : start + room]]
