@@ -57,7 +57,10 @@ def capability_statement(base_url: str, operations: list[dict] | None = None) ->
                     {"code": "transaction"},
                     {"code": "batch"},
                     {"code": "history-system"},
+                    {"code": "search-system"},
                 ],
+                # Patient/{id}/{type} and Patient/{id}/* (fhir_server/api/compartment.py)
+                "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
                 "operation": operations,
             }
         ],

@@ -22,7 +22,9 @@ def test_capability_statement(client):
     assert cap["implementation"]["url"].endswith("/fhir")
     rest = cap["rest"][0]
     assert rest["mode"] == "server"
-    assert {"transaction", "batch", "history-system"} <= {i["code"] for i in rest["interaction"]}
+    system_level = {i["code"] for i in rest["interaction"]}
+    assert {"transaction", "batch", "history-system", "search-system"} <= system_level
+    assert rest["compartment"] == ["http://hl7.org/fhir/CompartmentDefinition/patient"]
     by_type = {r["type"]: r for r in rest["resource"]}
     patient = by_type["Patient"]
     interactions = {i["code"] for i in patient["interaction"]}
