@@ -6,8 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
-from flask import Flask
-from werkzeug.exceptions import HTTPException
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException, NotFound
 
 from fhir_server.api.audit_hook import end_request, record_audit
 from fhir_server.api.cors import init_cors
@@ -118,7 +118,10 @@ def _register_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException):
         status = error.code or 500
         code = _HTTP_ISSUE_CODES.get(status, "processing")
-        body = operation_outcome([Issue(code, error.description or error.name)])
+        text = error.description or error.name
+        if isinstance(error, NotFound) and error.description == NotFound.description:
+            text = f"No FHIR endpoint at {request.path}; GET /fhir/metadata lists what is served."
+        body = operation_outcome([Issue(code, text)])
         response = fhir_response(body, status)
         if status == 405 and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
