@@ -21,6 +21,7 @@ INTERACTIONS = [
     "read",
     "vread",
     "update",
+    "patch",
     "delete",
     "history-instance",
     "history-type",
@@ -48,6 +49,12 @@ def capability_statement(base_url: str, operations: list[dict] | None = None) ->
         "implementation": {"description": "PHRX personal health record node", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
+        # fhir_server/rest/patch.py: JSON Patch, FHIRPath Patch (Parameters), merge patch
+        "patchFormat": [
+            "application/json-patch+json",
+            "application/fhir+json",
+            "application/merge-patch+json",
+        ],
         "rest": [
             {
                 "mode": "server",

@@ -30,7 +30,12 @@ from consent import audit
 from fhir_server.search.compartment import compartment_patient_ids
 
 MAX_ENTITIES = 100  # per event: a page of 1000 results must not make a 1000-entity event
-_WRITES = {"POST": ("create", "C"), "PUT": ("update", "U"), "DELETE": ("delete", "D")}
+_WRITES = {
+    "POST": ("create", "C"),
+    "PUT": ("update", "U"),
+    "PATCH": ("patch", "U"),
+    "DELETE": ("delete", "D"),
+}
 
 
 @dataclass
@@ -247,6 +252,8 @@ def _interaction(response: Response) -> str:
         if parts[-1] != "_history":
             return "vread"
         return {1: "history-system", 2: "history-type"}.get(len(parts), "history-instance")
+    if parts[-1] == "_search":  # POST [type/]_search: a search, whatever the method
+        return "search-system" if len(parts) == 1 else "search-type"
     if method in _WRITES:
         return _WRITES[method][0] if len(parts) != 1 or method == "POST" else "update"
     if len(parts) == 2 and parts[1] != "_search":

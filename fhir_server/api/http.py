@@ -35,15 +35,17 @@ def negotiate() -> None:
     raise NotAcceptable("No acceptable representation: this server produces application/fhir+json.")
 
 
-def read_json_body() -> dict:
-    """Parse the request body as one FHIR JSON object, with size and depth limits."""
+def read_json_body(types: frozenset[str] | set[str] = JSON_TYPES, *, resource: bool = True):
+    """Parse the request body as one FHIR JSON object, with size and depth limits.
+    ``types``: the media types accepted (415 otherwise); ``resource=False``: any JSON
+    value is returned (a PATCH body may be a JSON Patch array)."""
     limit = current_app.config["PHRX_MAX_BODY_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes.")
     mime = (request.mimetype or "").lower()
     if mime in XML_TYPES:
         raise UnsupportedMediaType("FHIR XML bodies are not supported; send application/fhir+json.")
-    if mime and mime not in JSON_TYPES:
+    if mime and mime not in types:
         raise UnsupportedMediaType(f"Unsupported body type {mime!r}; send application/fhir+json.")
     raw = request.get_data(cache=True)
     if len(raw) > limit:
@@ -58,7 +60,7 @@ def read_json_body() -> dict:
         raise BadRequest(f"The JSON body is nested too deeply (limit: {depth} levels).") from None
     except ValueError as error:  # UnicodeDecodeError among them
         raise BadRequest(f"The body is not valid JSON: {_short(error)}") from None
-    if not isinstance(body, dict):
+    if resource and not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object holding one FHIR resource.")
     return body
 

@@ -20,7 +20,7 @@ from fhir_server.api.http import (
 from fhir_server.api.searchset import history_bundle, search_bundle
 from fhir_server.errors import BadRequest
 from fhir_server.resource_types import check_type
-from fhir_server.rest import interactions
+from fhir_server.rest import interactions, patch
 from fhir_server.rest.interactions import Result
 from fhir_server.validation import validate_resource
 
@@ -74,12 +74,30 @@ def search(res_type: str):
 @bp.post("/<res_type>")
 def create(res_type: str):
     check_type(res_type)
+    criteria = _create_criteria()
     policy = guard.write(Interaction.CREATE, res_type)
     body = validate_resource(read_json_body(), expected_type=res_type)
     body = {**body, "id": ids.new_id()}  # the server assigns ids on create
     with store().unit_of_work(prepare=[body], policy=policy) as writer:
-        result = interactions.create(writer, body, request.headers.get("If-None-Exist"))
+        result = interactions.create(writer, body, criteria)
     return _written(result)
+
+
+# Formatting parameters (search/query.py ignores them too): never criteria.
+_NOT_CRITERIA = frozenset({"_format", "_pretty"})
+
+
+def _create_criteria() -> list[tuple[str, str]] | None:
+    """A conditional create's criteria: ``If-None-Exist``, or the search parameters of
+    ``POST [type]?criteria`` (fhirpy's ``get_or_create``); both must then agree."""
+    query = [(k, v) for k, v in request.args.items(multi=True) if k not in _NOT_CRITERIA]
+    header = request.headers.get("If-None-Exist")
+    if not header:
+        return query or None
+    criteria = interactions.parse_query(header)
+    if query and sorted(query) != sorted(criteria):
+        raise BadRequest("If-None-Exist and the URL's search parameters name different criteria.")
+    return criteria
 
 
 @bp.put("/<res_type>")
@@ -136,6 +154,21 @@ def update(res_type: str, res_id: str):
     staged = body if body.get("id") == res_id else {**body, "id": res_id}
     with store().unit_of_work(prepare=[staged], policy=policy) as writer:
         result = interactions.update(writer, res_type, res_id, body, if_match)
+    return _written(result)
+
+
+@bp.patch("/<res_type>/<res_id>")
+def patch_instance(res_type: str, res_id: str):
+    check_type(res_type)
+    ids.check_id(res_id)
+    policy = guard.write(Interaction.PATCH, res_type)
+    content_type = patch.media_type(request.mimetype)
+    document = patch.parse(content_type, read_json_body(patch.MEDIA_TYPES, resource=False))
+    if_match = parse_etag(request.headers.get("If-Match"))
+    limits = patch.Limits(
+        current_app.config["PHRX_MAX_BODY_BYTES"], current_app.config["PHRX_MAX_JSON_DEPTH"]
+    )
+    result = patch.patch_resource(store(), policy, res_type, res_id, document, if_match, limits)
     return _written(result)
 
 

@@ -1,14 +1,15 @@
 """batch and transaction Bundles (FHIR R4 http.html#transaction).
 
-A transaction is resolved first (new ids for POSTs, ``urn:uuid:`` and
-conditional references rewritten, data keys created), then executed in one
-database transaction in the order DELETE, POST, PUT, GET: any failure rolls
-back every entry. A batch runs each entry on its own and reports each result.
+A transaction is resolved first (new ids for POSTs, PATCH entries applied to the
+resources they read, ``urn:uuid:`` and conditional references rewritten, data keys
+created), then executed in one database transaction in the order DELETE, POST,
+PUT / PATCH, GET: any failure rolls back every entry. A batch runs each entry on
+its own and reports each result. Entries are planned in :mod:`.bundle_plan`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from fhir_server import ids
 from fhir_server.access.decision import Interaction
@@ -18,34 +19,25 @@ from fhir_server.errors import (
     Conflict,
     FHIRError,
     Forbidden,
-    Issue,
     NotFound,
     PreconditionFailed,
 )
-from fhir_server.rest import interactions
-from fhir_server.rest.entry_urls import EntryTarget, parse_entry_url
+from fhir_server.rest import interactions, patch
+from fhir_server.rest.bundle_plan import (
+    MAX_ENTRIES,
+    METHOD_ORDER,
+    PlannedEntry,
+    check_bundle,
+    plan_entry,
+)
+from fhir_server.rest.entry_urls import EntryTarget
 from fhir_server.rest.interactions import Result, parse_query
 from fhir_server.storage.store import ResourceStore
 from fhir_server.storage.writer import Writer
 from fhir_server.validation import validate_resource
 
-METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
-MAX_ENTRIES = 10_000
+__all__ = ["MAX_ENTRIES", "process_bundle"]
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
-
-
-@dataclass
-class PlannedEntry:
-    index: int
-    method: str
-    target: EntryTarget
-    resource: dict | None
-    if_none_exist: str | None = None
-    if_match: str | None = None
-    full_url: str | None = None
-    result: Result | None = None
-    error: FHIRError | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def process_bundle(
@@ -55,8 +47,8 @@ def process_bundle(
     anything runs: a forbidden entry fails a whole transaction (403) and answers 403
     in its own slot of a batch; each write is checked again by the Writer."""
     policy = policy or AccessPolicy(None, store)
-    kind = _check_bundle(bundle)
-    entries = [_plan(i, e, base_url) for i, e in enumerate(bundle.get("entry") or [])]
+    kind = check_bundle(bundle)
+    entries = [plan_entry(i, e, base_url) for i, e in enumerate(bundle.get("entry") or [])]
     for entry in entries:
         try:
             policy.require(*_interaction(entry))
@@ -90,102 +82,32 @@ _WRITES = {
 }
 
 
-def _check_bundle(bundle: dict) -> str:
-    if bundle.get("resourceType") != "Bundle":
-        raise BadRequest("POST to the base must carry a Bundle.", expression=["resourceType"])
-    kind = bundle.get("type")
-    if kind not in {"batch", "transaction"}:
-        raise BadRequest(
-            f"Bundle.type must be batch or transaction, not {kind!r}.", expression=["Bundle.type"]
-        )
-    entries = bundle.get("entry") or []
-    if not isinstance(entries, list):
-        raise BadRequest("Bundle.entry must be a list.", expression=["Bundle.entry"])
-    if len(entries) > MAX_ENTRIES:
-        raise BadRequest(f"A Bundle may hold at most {MAX_ENTRIES} entries.")
-    _check_full_urls(entries)
-    return kind
-
-
-def _check_full_urls(entries: list) -> None:
-    """bdl-7: "FullUrl must be unique in a bundle, or else entries with the same
-    fullUrl must have different meta.versionId (except in history bundles)" -- a
-    transaction resolves references by fullUrl, so a second entry would silently
-    take the first one's place. A fullUrl is a uri: a list or object is refused
-    too (hashed for that resolution, it was a 500)."""
-    seen: set[tuple[str, object]] = set()
-    for index, entry in enumerate(entries):
-        url = entry.get("fullUrl") if isinstance(entry, dict) else None
-        if url is None:
-            continue
-        where = f"Bundle.entry[{index}].fullUrl"
-        if not isinstance(url, str) or not url:
-            raise BadRequest(f"{where} must be a uri (a non-empty string).", expression=[where])
-        resource = entry.get("resource")
-        meta = resource.get("meta") if isinstance(resource, dict) else None
-        version = meta.get("versionId") if isinstance(meta, dict) else None
-        key = (url, version if isinstance(version, str) else None)
-        if key in seen:
-            raise BadRequest(
-                issues=[
-                    Issue(
-                        "invariant",
-                        f"{where}: bdl-7: fullUrl {url[:200]!r} is already the fullUrl of an "
-                        "earlier entry; fullUrl must be unique in a Bundle (but for other "
-                        "versions of the same resource: meta.versionId)",
-                        expression=(where,),
-                    )
-                ]
-            )
-        seen.add(key)
-
-
-def _plan(index: int, entry: object, base_url: str) -> PlannedEntry:
-    where = f"Bundle.entry[{index}]"
-    if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
-        raise BadRequest(f"{where} needs a request.", expression=[f"{where}.request"])
-    request = entry["request"]
-    method = str(request.get("method", "")).upper()
-    if method not in METHOD_ORDER or method == "PATCH":
-        raise BadRequest(
-            f"{where}.request.method {method!r} is not supported.",
-            expression=[f"{where}.request.method"],
-        )
-    target = parse_entry_url(request.get("url"), base_url, where)
-    resource = entry.get("resource")
-    if method in {"POST", "PUT"}:
-        if not isinstance(resource, dict):
-            raise BadRequest(f"{where} ({method}) needs a resource.", expression=[where])
-        if resource.get("resourceType") != target.res_type:
-            raise BadRequest(
-                f"{where}: resource type does not match request.url.",
-                expression=[f"{where}.resource"],
-            )
-    return PlannedEntry(
-        index,
-        method,
-        target,
-        resource,
-        request.get("ifNoneExist"),
-        request.get("ifMatch"),
-        entry.get("fullUrl"),
+def _stage_patch(entry: PlannedEntry, policy: AccessPolicy) -> None:
+    """Read the target through the gate and patch it (validated); written in _execute."""
+    target = entry.target
+    staged = patch.stage(
+        policy, target.res_type, target.res_id, entry.extra["patch"], _etag_version(entry.if_match)
     )
+    entry.extra["staged"] = staged
+    entry.resource = staged.resource
 
 
 # -- transaction -----------------------------------------------------------------
 def _run_transaction(store: ResourceStore, entries: list[PlannedEntry], policy) -> None:
     for entry in entries:
-        if entry.resource is not None:
-            try:
+        try:
+            if entry.method == "PATCH":
+                _stage_patch(entry, policy)  # validated there
+            elif entry.resource is not None:
                 validate_resource(entry.resource)
-            except FHIRError as error:
-                raise _at(entry, error) from None
+        except FHIRError as error:
+            raise _at(entry, error) from None
     urn_map = _assign_ids(entries, policy)
     for entry in entries:
         if entry.resource is not None:
             entry.resource = _rewrite_refs(entry.resource, urn_map, entry, policy)
             try:  # every written content is checked before anything is written
-                policy.check_content(_interaction(entry)[0], _to_prepare(entry))
+                policy.check_content(_content_interaction(entry), _to_prepare(entry))
             except FHIRError as error:
                 raise _at(entry, error) from None
     writes = [_to_prepare(e) for e in entries if e.resource is not None]
@@ -195,6 +117,11 @@ def _run_transaction(store: ResourceStore, entries: list[PlannedEntry], policy) 
                 entry.result = _execute(writer, entry, policy)
             except FHIRError as error:
                 raise _at(entry, error) from None
+
+
+def _content_interaction(entry: PlannedEntry) -> Interaction:
+    """What the Writer checks a write as (a patch writes an update)."""
+    return Interaction.UPDATE if entry.method == "PATCH" else _interaction(entry)[0]
 
 
 def _assign_ids(entries: list[PlannedEntry], policy: AccessPolicy):
@@ -304,6 +231,9 @@ def _execute(writer: Writer, entry: PlannedEntry, policy) -> Result:
             if again:
                 raise Conflict("A matching resource appeared concurrently; retry the transaction.")
         return interactions.create(writer, entry.resource)
+    if entry.method == "PATCH":
+        staged = replace(entry.extra["staged"], resource=entry.resource)  # refs resolved
+        return patch.commit(writer, staged)
     if entry.method == "PUT":
         if target.query:
             return interactions.conditional_update(
@@ -353,6 +283,13 @@ def _run_alone(store: ResourceStore, entry: PlannedEntry, policy: AccessPolicy) 
         if entry.method in {"GET", "HEAD"}:
             entry.result = _read(policy, entry.target)
             return
+        if entry.method == "PATCH":
+            target, if_match = entry.target, _etag_version(entry.if_match)
+            document = entry.extra["patch"]
+            entry.result = patch.patch_resource(
+                store, policy, target.res_type, target.res_id, document, if_match
+            )
+            return
         if entry.resource is not None:
             validate_resource(entry.resource)
         if entry.method == "POST":
@@ -361,9 +298,12 @@ def _run_alone(store: ResourceStore, entry: PlannedEntry, policy: AccessPolicy) 
             _new_id_for_conditional_put(entry)
         prepare = [_to_prepare(entry)] if entry.resource else []
         if entry.resource is not None:
-            policy.check_content(_interaction(entry)[0], _to_prepare(entry))
+            policy.check_content(_content_interaction(entry), _to_prepare(entry))
         with store.unit_of_work(prepare=prepare, policy=policy) as writer:
-            entry.result = _execute(writer, entry, policy)
+            if entry.method == "POST":  # a conditional create is decided in its own unit
+                entry.result = interactions.create(writer, entry.resource, entry.if_none_exist)
+            else:
+                entry.result = _execute(writer, entry, policy)
     except FHIRError as error:
         entry.error = error
 

@@ -49,13 +49,20 @@ def matching_ids(writer: Writer, res_type: str, query: list[tuple[str, str]]) ->
     return [r["id"] for r in matching(writer, res_type, query)]
 
 
-def create(writer: Writer, resource: dict, if_none_exist: str | None = None) -> Result:
+def create(
+    writer: Writer, resource: dict, if_none_exist: str | list[tuple[str, str]] | None = None
+) -> Result:
+    """``if_none_exist``: the criteria of a conditional create (http.html#ccreate), as
+    the ``If-None-Exist`` header's query string or as parsed pairs (the search
+    parameters of ``POST [type]?criteria``). One match the caller may read is
+    answered 200 with it, several are a 412, none creates."""
     if if_none_exist:
         res_type = resource.get("resourceType", "")
-        found = matching(writer, res_type, parse_query(if_none_exist))
+        criteria = parse_query(if_none_exist) if isinstance(if_none_exist, str) else if_none_exist
+        found = matching(writer, res_type, criteria)
         if len(found) > 1:
             raise PreconditionFailed(
-                f"If-None-Exist matched more than one {res_type}; the create was not performed."
+                f"The conditional create matched more than one {res_type}; it was not performed."
             )
         if found:
             return Result(200, found[0], outcome_of(found[0], changed=False))

@@ -172,12 +172,13 @@ def test_oversized_body_413(tmp_path, database_url, make_app):
 
 
 def test_unsupported_method_405(client):
-    response = client.patch("/fhir/Patient/p1", json={}, headers=JSON)
+    # PATCH is an instance interaction; a conditional (type-level) PATCH is not served.
+    response = client.patch("/fhir/Patient", json={}, headers=JSON)
     outcome(response, 405, "not-supported")
     assert "PUT" in response.headers["Allow"]
     assert "PATCH" not in response.headers["Allow"]
-    outcome(client.patch("/fhir/Patient", json={}, headers=JSON), 405, "not-supported")
     outcome(client.patch("/fhir/_history", json={}, headers=JSON), 405)
+    outcome(client.open("/fhir/Patient/p1", method="PROPFIND"), 405)
 
 
 def test_unknown_route_404(client):
