@@ -1,54 +1,107 @@
-"""Patient/{id}/$summary: an International Patient Summary (IPS) document Bundle.
+"""Patient/{id}/$summary: an International Patient Summary (IPS 2.0.0) document Bundle.
 
-Flask-free. The Composition (LOINC 60591-5) has the three required IPS sections
--- Problems, Allergies, Medications -- always, with ``emptyReason`` when there is
-nothing to list, plus Immunizations, Results, Vital signs, Procedures and Advance
-directives when the record holds any. Entries are newest first. Where an English
-display is known (ICD-10-CM table of the MHB mapper) it is shown, and the original
-(e.g. Chinese) display is kept beside it in the R4 ``translation`` extension.
-The Bundle and the Composition are validated before they are returned.
+Flask-free. The document stands alone and declares what it meets:
+
+* the Composition (LOINC 60591-5, ``Composition-uv-ips``) has the three required IPS
+  sections -- Problems, Allergies, Medications -- always, with ``emptyReason`` when there
+  is nothing to list, plus Immunizations, Results, Vital signs, Procedures, Past
+  illnesses and Advance directives when the record holds any; every section has a
+  generated XHTML narrative, entries newest first (:mod:`.summary_narrative`);
+* its author is a Device entry standing for this PHRX node (the software that
+  assembled the document, not a clinician);
+* every entry declares in ``meta.profile`` the profile it meets (:mod:`.summary_profiles`);
+* every reference names an entry of the Bundle (``Type/id`` against RESTful fullUrls
+  ``{base}/Type/id``): referenced practitioners, organizations, medications, devices
+  and specimens come along when the caller may read them, other references are
+  dropped (:mod:`.summary_refs`). A medication order or statement whose Medication
+  cannot come along is left out, and its section says so.
+
+Only what ``visible`` (the route's gate) releases is shown: the Patient, each section
+entry and each supporting resource. The Bundle and the Composition are validated (R4)
+before they are returned.
 
 Route: fhir_server/api/operations/summary.py (access, consent and break-glass there).
 """
 
 from __future__ import annotations
 
-import copy
-import html
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from consent.provisions import clinical_time
 from fhir_server import ids
-from fhir_server.operations.definition import operation_definition, param
+from fhir_server.errors import Forbidden
+from fhir_server.operations import summary_narrative as text
+from fhir_server.operations import summary_profiles as profiles
+from fhir_server.operations import summary_refs as refs
+from fhir_server.operations.definition import VERSION, operation_definition, param
 from fhir_server.storage import queries
 from fhir_server.validation import validate_resource
-from mhb_import.codes import TRANSLATION_EXT
-from mhb_import.icd10cm import english_title
 
 LOINC = "http://loinc.org"
 EMPTY_REASON = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
 INACTIVE = {"entered-in-error", "cancelled", "not-taken"}
+PAST = {"inactive", "remission", "resolved"}
+TITLE = "International Patient Summary"
 
-# (key, LOINC code, title, required, resource types)
+# (key, LOINC code, LOINC display, title, required, resource types)
 SECTIONS = (
-    ("problems", "11450-4", "Problem list", True, ("Condition",)),
-    ("allergies", "48765-2", "Allergies and intolerances", True, ("AllergyIntolerance",)),
+    ("problems", "11450-4", "Problem list - Reported", "Problem list", True, ("Condition",)),
+    (
+        "allergies",
+        "48765-2",
+        "Allergies and adverse reactions Document",
+        "Allergies and intolerances",
+        True,
+        ("AllergyIntolerance",),
+    ),
     (
         "medications",
         "10160-0",
+        "History of Medication use Narrative",
         "Medication summary",
         True,
         ("MedicationStatement", "MedicationRequest"),
     ),
-    ("immunizations", "11369-6", "Immunizations", False, ("Immunization",)),
-    ("results", "30954-2", "Results", False, ("Observation", "DiagnosticReport")),
-    ("vitals", "8716-3", "Vital signs", False, ()),
-    ("procedures", "47519-4", "History of procedures", False, ("Procedure",)),
-    ("directives", "42348-3", "Advance directives", False, ("Consent",)),
+    (
+        "immunizations",
+        "11369-6",
+        "History of Immunization note",
+        "Immunizations",
+        False,
+        ("Immunization",),
+    ),
+    (
+        "results",
+        "30954-2",
+        "Relevant diagnostic tests/laboratory data note",
+        "Results",
+        False,
+        ("Observation", "DiagnosticReport"),
+    ),
+    ("vitals", "8716-3", "Vital signs note", "Vital signs", False, ()),
+    (
+        "procedures",
+        "47519-4",
+        "History of Procedures Document",
+        "History of procedures",
+        False,
+        ("Procedure",),
+    ),
+    ("past", "11348-0", "History of Past illness note", "History of past illness", False, ()),
+    (
+        "directives",
+        "42348-3",
+        "Advance healthcare directives",
+        "Advance directives",
+        False,
+        ("Consent",),
+    ),
 )
 SECTION_TYPES = {t for *_, types in SECTIONS for t in types}
+# the element naming the patient a section entry is about
+ABOUT = {"AllergyIntolerance": "patient", "Immunization": "patient", "Consent": "patient"}
 DEFINITION = operation_definition(
     "summary",
     code="summary",
@@ -84,23 +137,38 @@ def build_summary(
 ) -> dict:
     """The IPS document Bundle of ``patient_id``; ``visible`` filters what the caller may see."""
     ids.check_id(patient_id, "patient id")
+    base_url = base_url.rstrip("/")
     patient = store.read("Patient", patient_id)  # 404 / 410 first
-    found = _load(store, patient_id)
+    found = [r for r in _load(store, patient_id) if _about(r, patient_id, base_url)]
+    found = [r for r in found if _section_of(r)]  # only what a section shows is asked for
     if visible is not None:
-        found = visible(found)
+        released = visible([patient, *found])
+        if not any(r["resourceType"] == "Patient" for r in released):
+            raise Forbidden("This request may not read the patient the summary is about.")
+        found = [r for r in released if r["resourceType"] != "Patient"]
     grouped = _group(found)
+    support = refs.gather(store, patient_id, _members(patient, grouped), base_url, visible)
+    members = _members(patient, grouped) | {_key(r): r for r in support}
+    grouped, notes = _without_lost_medications(grouped, members, base_url)
+    members = _members(patient, grouped)
+    support = refs.reachable(members, support, base_url)  # none left for a left-out order
+    members.update({_key(r): r for r in support})
+    copies = _entries(members, base_url)
     now = now or datetime.now(UTC)
-    composition = _composition(patient_id, grouped, base_url, now)
-    members = [patient, *[r for _, items in grouped for r in items]]
-    members += _referenced_medications(store, members)
+    device = _device(base_url)
+    composition = _composition(copies, grouped, notes, device, now)
+    order = [("Patient", patient_id), *(_key(r) for _, items in grouped for r in items)]
+    order += [_key(r) for r in support]
     bundle = {
         "resourceType": "Bundle",
         "id": ids.new_id(),
+        "meta": {"profile": [profiles.BUNDLE]},
         "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
         "type": "document",
         "timestamp": _instant(now),
         "entry": [_entry(composition, base_url)]
-        + [_entry(_with_english(r), base_url) for r in members],
+        + [_entry(copies[k], base_url) for k in order]
+        + [_entry(device, base_url)],
     }
     validate_resource(composition)
     validate_resource(bundle)
@@ -110,6 +178,23 @@ def build_summary(
 def _load(store, patient_id: str) -> list[dict]:
     pks = queries.compartment_pks(store, patient_id, SECTION_TYPES)
     return store.load_in_compartment(pks, patient_id, damaged=[])
+
+
+def _key(resource: dict) -> tuple[str, str]:
+    return resource["resourceType"], resource["id"]
+
+
+def _members(patient: dict, grouped) -> dict:
+    members = {_key(patient): patient}
+    members.update({_key(r): r for _, items in grouped for r in items})
+    return members
+
+
+def _about(resource: dict, patient_id: str, base_url: str) -> bool:
+    """Is the entry about this patient (its subject), not only in their compartment?"""
+    subject = resource.get(ABOUT.get(resource["resourceType"], "subject")) or {}
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    return refs.key_of(reference or "", base_url) == ("Patient", patient_id)
 
 
 def _section_of(resource: dict) -> str | None:
@@ -134,6 +219,8 @@ def _section_of(resource: dict) -> str | None:
         verification = (resource.get("verificationStatus") or {}).get("coding") or [{}]
         if verification[0].get("code") in ("entered-in-error", "refuted"):
             return None
+        clinical = (resource.get("clinicalStatus") or {}).get("coding") or [{}]
+        return "past" if clinical[0].get("code") in PAST else "problems"
     for key, *_, types in SECTIONS:
         if kind in types:
             return key
@@ -154,17 +241,79 @@ def _group(found: list[dict]) -> list[tuple[str, list[dict]]]:
     return [(key, sorted(items, key=_newest_first)) for key, items in by_section.items()]
 
 
-def _composition(patient_id: str, grouped, base_url: str, now: datetime) -> dict:
-    sections = []
-    meta = {key: (code, title, required) for key, code, title, required, _ in SECTIONS}
+def _without_lost_medications(grouped, members: dict, base_url: str):
+    """Medication orders / statements whose Medication cannot come along (not readable by
+    this request, or not an IPS Medication) name no medication: they are left out, and
+    their section says how many."""
+    notes: dict[str, list[str]] = {}
+    out = []
     for key, items in grouped:
-        code, title, required = meta[key]
+        kept = []
+        for resource in items:
+            medication = resource.get("medicationReference") or {}
+            ref = medication.get("reference") or ""
+            named = ref.startswith("#") or refs.key_of(ref, base_url) in members
+            if medication and not (named or medication.get("display")):
+                continue
+            kept.append(resource)
+        if len(kept) < len(items):
+            left = len(items) - len(kept)
+            notes[key] = [
+                f"{left} medication entr{'y' if left == 1 else 'ies'} not shown: the "
+                "medication named is not available to this request."
+            ]
+        out.append((key, kept))
+    return out, notes
+
+
+def _entries(members: dict, base_url: str) -> dict:
+    """The pruned, profiled copies of ``members`` (the Bundle's stored resources)."""
+    copies = {}
+    for key, resource in members.items():
+        copies[key] = refs.prune(text.with_english(resource), members, base_url)
+    claimed = {key: profiles.profile_of(copy) for key, copy in copies.items()}
+    profiles.settle(claimed, copies)
+    for key, copy in copies.items():
+        copy["meta"] = {**(copy.get("meta") or {}), "profile": [claimed[key]]}
+        if not copy.get("text"):
+            copy["text"] = text.resource_text(copy)
+    return copies
+
+
+def _device(base_url: str) -> dict:
+    """This node as the Device that assembled the document (same id on every call)."""
+    device_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{base_url}#phrx-node"))
+    name = f"PHRX node {base_url}"
+    return {
+        "resourceType": "Device",
+        "id": device_id,
+        "meta": {"profile": [profiles.CORE + "Device"]},
+        "text": text.div(
+            f"<p>{text.esc(name)}: the PHRX personal health record server (version "
+            f"{text.esc(VERSION)}) that assembled this summary from the records it holds.</p>"
+        ),
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": base_url}],
+        "status": "active",
+        "deviceName": [{"name": name, "type": "user-friendly-name"}],
+        "type": {"text": "Personal health record server software"},
+        "version": [{"value": VERSION}],
+    }
+
+
+def _composition(copies, grouped, notes, device, now: datetime) -> dict:
+    meta = {
+        key: (code, display, title, required) for key, code, display, title, required, _ in SECTIONS
+    }
+    sections = []
+    for key, items in grouped:
+        code, display, title, required = meta[key]
         if not items and not required:
             continue
+        shown = [copies[_key(r)] for r in items]
         section: dict = {
             "title": title,
-            "code": {"coding": [{"system": LOINC, "code": code}]},
-            "text": _narrative(items),
+            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            "text": text.section_text(title, shown, notes.get(key, [])),
         }
         if items:
             section["entry"] = [{"reference": f"{r['resourceType']}/{r['id']}"} for r in items]
@@ -172,97 +321,32 @@ def _composition(patient_id: str, grouped, base_url: str, now: datetime) -> dict
             section["emptyReason"] = {
                 "coding": [
                     {"system": EMPTY_REASON, "code": "unavailable", "display": "Unavailable"}
-                ]
+                ],
+                "text": "No information available",
             }
         sections.append(section)
+    composition_id = ids.new_id()
+    patient = next(c for k, c in copies.items() if k[0] == "Patient")
+    date = _instant(now)
     return {
         "resourceType": "Composition",
-        "id": ids.new_id(),
+        "id": composition_id,
+        "meta": {"profile": [profiles.COMPOSITION]},
+        "text": text.composition_text(
+            TITLE, patient, date, device["deviceName"][0]["name"], sections
+        ),
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{composition_id}"},
         "status": "final",
         "type": {
             "coding": [{"system": LOINC, "code": "60591-5", "display": "Patient summary Document"}]
         },
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "date": _instant(now),
-        "author": [{"display": f"PHRX node {base_url}"}],
-        "title": "International Patient Summary",
+        "subject": {"reference": f"Patient/{patient['id']}"},
+        "date": date,
+        "author": [{"reference": f"Device/{device['id']}"}],
+        "title": TITLE,
         "confidentiality": "N",
         "section": sections,
     }
-
-
-def _narrative(items: list[dict]) -> dict:
-    if not items:
-        body = "<p>No information available.</p>"
-    else:
-        rows = "".join(f"<li>{html.escape(_label(r))}</li>" for r in items)
-        body = f"<ul>{rows}</ul>"
-    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
-
-
-def _label(resource: dict) -> str:
-    concept = (
-        resource.get("code")
-        or resource.get("vaccineCode")
-        or resource.get("medicationCodeableConcept")
-        or {}
-    )
-    coding = (concept.get("coding") or [{}])[0]
-    text = _english(coding) or coding.get("display") or concept.get("text") or coding.get("code")
-    when = clinical_time(resource)
-    date = when[0].date().isoformat() if when and when[0].year > 1 else ""
-    return " ".join(p for p in (date, text or resource["resourceType"]) if p)
-
-
-def _english(coding: dict) -> str | None:
-    if "icd-10-cm" not in (coding.get("system") or ""):
-        return None
-    return english_title(coding.get("code") or "")
-
-
-def _with_english(resource: dict) -> dict:
-    """A copy whose ICD-10-CM codings show the English display, the original beside it."""
-    out = copy.deepcopy(resource)
-    stack: list = [out]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            english = _english(item) if "code" in item and "system" in item else None
-            original = item.get("display")
-            translate = original and not original.isascii() and "_display" not in item
-            if english and translate and original != english:
-                item["display"] = english
-                item["_display"] = {
-                    "extension": [
-                        {
-                            "url": TRANSLATION_EXT,
-                            "extension": [
-                                {"url": "lang", "valueCode": "zh-TW"},
-                                {"url": "content", "valueString": original},
-                            ],
-                        }
-                    ]
-                }
-            elif english and not original:
-                item["display"] = english
-            stack.extend(v for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend(item)
-    return out
-
-
-def _referenced_medications(store, members: list[dict]) -> list[dict]:
-    wanted = []
-    for resource in members:
-        ref = (resource.get("medicationReference") or {}).get("reference") or ""
-        if ref.startswith("Medication/") and ref not in wanted:
-            wanted.append(ref)
-    found = []
-    for ref in wanted:
-        medication = store.read_if_readable("Medication", ref.split("/", 1)[1], damaged=[])
-        if medication is not None:
-            found.append(medication)
-    return found
 
 
 def _entry(resource: dict, base_url: str) -> dict:

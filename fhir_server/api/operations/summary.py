@@ -7,6 +7,13 @@ Core: :mod:`fhir_server.operations.summary`. Access: :func:`guard.patient_operat
 them instead). A refusal by the guard is audited by the generic per-request hook;
 the summary read, break-glass and denials the route records itself
 (:func:`guard.audited_by_route`).
+
+Everything the document shows passes the request's gate, with the break-glass options
+of this operation: the Patient, each section entry, and each practitioner,
+organization, medication, device or specimen an entry references (the core includes
+those only when released, else it drops the reference). A patient-confined token is
+released nothing outside the patient's compartment, so its summary names no such
+resources.
 """
 
 from __future__ import annotations
@@ -57,8 +64,8 @@ def patient_summary(patient_id: str):
         raise Forbidden("Consent does not permit reading this patient's summary.")
 
     def visible(found: list[dict]) -> list[dict]:
-        # The gate decides each section entry (scopes, granular scopes, consent), with
-        # the break-glass options of this operation put to the consent hook.
+        # The gate decides each resource of the document (scopes, granular scopes,
+        # consent), with the break-glass options of this operation put to the consent hook.
         return policy.visible(found, **options)
 
     bundle = core.build_summary(current.store, patient_id, base_url(), visible=visible)

@@ -1,14 +1,19 @@
-"""Patient/$summary: IPS document structure, emptyReason, order, English displays."""
+"""Patient/$summary: IPS document structure, emptyReason, order, English displays.
+
+The document's stand-alone properties (references, profiles, narrative, access) are in
+test_summary_ips.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from fhir_server.errors import Gone, NotFound
+from fhir_server.errors import Forbidden, Gone, NotFound
 from fhir_server.operations.summary import build_summary
 from mhb_import.codes import ICD10CM_TW, TRANSLATION_EXT
 
 BASE = "http://localhost/fhir"
+CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+IPS = "http://hl7.org/fhir/uv/ips/StructureDefinition/"
 
 
 def condition(rid, code, display, when):
@@ -57,7 +62,7 @@ def record(node, cx):
             "resourceType": "Observation",
             "id": "hba1c",
             "status": "final",
-            "category": [{"coding": [{"code": "laboratory"}]}],
+            "category": [{"coding": [{"system": CATEGORY, "code": "laboratory"}]}],
             "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
             "subject": {"reference": "Patient/p1"},
             "effectiveDateTime": "2017-10-10",
@@ -79,11 +84,19 @@ def sections(bundle):
 def test_document_bundle_with_ips_composition(record):
     bundle = build_summary(record.store, "p1", BASE)
     assert bundle["type"] == "document" and bundle["identifier"]["value"].startswith("urn:uuid:")
+    assert bundle["meta"]["profile"] == [IPS + "Bundle-uv-ips"] and bundle["timestamp"]
     composition = bundle["entry"][0]["resource"]
     assert composition["resourceType"] == "Composition"
+    assert composition["meta"]["profile"] == [IPS + "Composition-uv-ips"]
     assert composition["type"]["coding"][0]["code"] == "60591-5"
     assert composition["subject"] == {"reference": "Patient/p1"}
+    assert composition["status"] == "final" and composition["confidentiality"] == "N"
+    assert composition["date"] == bundle["timestamp"] and composition["title"]
     assert bundle["entry"][1]["resource"]["resourceType"] == "Patient"
+    # the author is the node itself, a Device entry of the document
+    author = composition["author"][0]["reference"]
+    device = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == f"{BASE}/{author}")
+    assert device["resourceType"] == "Device" and device["deviceName"][0]["name"].endswith(BASE)
     found = sections(bundle)
     # required sections always; optional ones only when present (no procedures here)
     assert set(found) == {"11450-4", "48765-2", "10160-0", "11369-6", "30954-2", "42348-3"}
@@ -98,6 +111,7 @@ def test_empty_required_section_has_empty_reason(record):
     assert "entry" not in allergies
     assert allergies["emptyReason"]["coding"][0]["code"] == "unavailable"
     assert "No information" in allergies["text"]["div"]
+    assert allergies["text"]["status"] == "generated"
 
 
 def test_problems_newest_first_and_directives_only_adr(record):
@@ -118,13 +132,41 @@ def test_english_display_beside_the_original(record):
     assert "Type 2 diabetes" in sections(bundle)["11450-4"]["text"]["div"]
 
 
+def test_resolved_problems_are_past_illnesses(node, cx):
+    cx.put(node, {"resourceType": "Patient", "id": "p1"})
+    old = condition("flu", "J11.1", "流行性感冒", "2015-01-10")
+    old["clinicalStatus"] = {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                "code": "resolved",
+            }
+        ]
+    }
+    cx.put(node, old)
+    found = sections(build_summary(node.store, "p1", BASE))
+    assert "emptyReason" in found["11450-4"]
+    assert [e["reference"] for e in found["11348-0"]["entry"]] == ["Condition/flu"]
+
+
+def only_patients(found):
+    return [r for r in found if r["resourceType"] == "Patient"]
+
+
 def test_visible_filter_and_empty_record(node, cx):
     cx.put(node, {"resourceType": "Patient", "id": "p1"})
     cx.put(node, condition("dm", "E11.9", "第二型糖尿病", "2017-10-10"))
-    bundle = build_summary(node.store, "p1", BASE, visible=lambda found: [])
+    bundle = build_summary(node.store, "p1", BASE, visible=only_patients)
     found = sections(bundle)
     assert set(found) == {"11450-4", "48765-2", "10160-0"}
     assert all("emptyReason" in s for s in found.values())
+    assert "Condition" not in {e["resource"]["resourceType"] for e in bundle["entry"]}
+
+
+def test_no_summary_without_the_patient(node, cx):
+    cx.put(node, {"resourceType": "Patient", "id": "p1"})
+    with pytest.raises(Forbidden):
+        build_summary(node.store, "p1", BASE, visible=lambda found: [])
 
 
 def test_unknown_patient(node):
