@@ -9,7 +9,7 @@ PY_STAMP := $(VENV)/.phrx-installed
 NPM_STAMP := node_modules/.phrx-installed
 SYS_STAMP := $(VENV)/.phrx-system
 
-.PHONY: bootstrap system demo test lint format bench clean
+.PHONY: bootstrap system validator demo test lint format bench clean
 
 bootstrap: $(PY_STAMP) $(NPM_STAMP)
 
@@ -33,12 +33,17 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The HL7 FHIR validator of tests/conformance/ (HAPI FhirInstanceValidator, the IPS
+# packages): built into .validator/ by the script, which does nothing when up to date.
+validator:
+	bash tools/fetch-validator.sh
+
 demo: bootstrap
 	$(BIN)/phrx demo
 
 # PostgreSQL is started on every run (CI boots with no server); installing it is
 # done once, by the script, when missing.
-test: bootstrap system
+test: bootstrap system validator
 	bash tools/start-postgres.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -52,4 +57,4 @@ bench: bootstrap
 	$(BIN)/phrx bench ingest
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .coverage
+	rm -rf $(VENV) node_modules .validator .pytest_cache .ruff_cache .coverage

@@ -22,6 +22,8 @@ from anchoring.verification import AnchorClaim
 
 ANCHOR_EXT = "https://phrx.dev/fhir/StructureDefinition/merkle-anchor"
 POLICY = "https://phrx.dev/fhir/anchoring/phrx-merkle-inclusion-v1"
+# the authority's chain account (an EIP-55 address): not a URI, so not urn:ietf:rfc:3986
+CHAIN_ACCOUNT_SYSTEM = "https://phrx.dev/fhir/NamingSystem/chain-account"
 
 
 def provenance_id(anchor: VersionAnchor) -> str:
@@ -78,7 +80,7 @@ def provenance_for(anchor: VersionAnchor) -> dict:
                     ]
                 },
                 "who": {
-                    "identifier": {"system": "urn:ietf:rfc:3986", "value": anchor.authority},
+                    "identifier": {"system": CHAIN_ACCOUNT_SYSTEM, "value": anchor.authority},
                     "display": f"PHRX anchoring authority {anchor.country}",
                 },
             }

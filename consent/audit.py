@@ -17,6 +17,7 @@ which the patient must be able to read).
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -148,12 +149,26 @@ def _node_agent(node: str, *, requestor: bool, country: str | None = None, role=
     return {"type": {"coding": [coding_of(DCM, role, display)]}, "who": who, "requestor": requestor}
 
 
+# a literal relative Reference (R4 references.html#literal): Type/id[/_history/vid]
+_REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+
+
 def entity_of(reference: str, entity_type="2", role="4", role_display="Domain Resource") -> dict:
-    return {
-        "what": {"reference": reference},
-        "type": coding_of(ENTITY_TYPE, entity_type),
-        "role": coding_of(OBJECT_ROLE, role, role_display),
-    }
+    """An entity naming ``reference``: a literal reference (``Type/id``, ``.../_history/n``),
+    or a request path that is none (a type, an ``$operation``, the system): then
+    ``what`` names the resource the path starts with, if any, and ``description`` the
+    path (a Reference.reference must resolve to a resource, R4 references.html)."""
+    entity: dict = {}
+    if _REFERENCE.fullmatch(reference):
+        entity["what"] = {"reference": reference}
+    else:
+        target = _REFERENCE.match(reference)
+        if target and reference[target.end()] == "/":
+            entity["what"] = {"reference": target.group(0)}
+        entity["description"] = reference or "/"
+    entity["type"] = coding_of(ENTITY_TYPE, entity_type)
+    entity["role"] = coding_of(OBJECT_ROLE, role, role_display)
+    return entity
 
 
 def restful_subtype(code: str) -> dict:

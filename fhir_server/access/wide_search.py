@@ -28,7 +28,9 @@ from fhir_server.search.query import parse_search
 from fhir_server.search.runner import SearchPage, page_size
 
 # Result parameters handled once for the whole search, not per type.
-CONTROL = frozenset({"_count", "_offset", "_summary", "_elements", "_total", "_format"})
+CONTROL = frozenset(
+    {"_count", "_offset", "_summary", "_elements", "_total", "_format", "_anchor-provenance"}
+)
 COMMON = frozenset({"_id", "_lastUpdated"})
 NOT_ACROSS_TYPES = ("_sort", "_include", "_revinclude", "_has", "_contained", "_containedType")
 

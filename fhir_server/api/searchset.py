@@ -10,7 +10,7 @@ from fhir_server import ids
 from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response
-from fhir_server.errors import BadRequest, Issue, not_found, operation_outcome
+from fhir_server.errors import BadRequest, Gone, Issue, not_found, operation_outcome
 from fhir_server.search.runner import SearchPage
 from fhir_server.search.shaping import shape
 from fhir_server.storage.store import ResourceStore
@@ -65,23 +65,23 @@ def search_bundle(page: SearchPage, url: str, query: list[tuple[str, str]]) -> d
             "Integrity failure: left out of this page, their stored copies failed "
             f"authentication (altered in the database): {', '.join(page.damaged)}"
         )
-        entries.append(
-            {
-                "resource": operation_outcome([Issue("exception", note, severity="error")]),
-                "search": {"mode": "outcome"},
-            }
-        )
+        entries.append(_outcome_entry(Issue("exception", note, severity="error")))
     if page.unknown:
         note = f"Ignored unknown or unsupported search parameters: {', '.join(page.unknown)}"
-        entries.append(
-            {
-                "resource": operation_outcome([Issue("not-supported", note, severity="warning")]),
-                "search": {"mode": "outcome"},
-            }
-        )
+        entries.append(_outcome_entry(Issue("not-supported", note, severity="warning")))
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def _outcome_entry(issue: Issue) -> dict:
+    """A ``search.mode = outcome`` entry: its OperationOutcome has no id, so its fullUrl
+    is a ``urn:uuid:`` (every searchset entry has one, R4 bundle.html#bundle-unique)."""
+    return {
+        "fullUrl": f"urn:uuid:{ids.new_id()}",
+        "resource": operation_outcome([issue]),
+        "search": {"mode": "outcome"},
+    }
 
 
 def history_bundle(
@@ -127,7 +127,13 @@ def history_bundle(
             entry["request"] = {"method": "DELETE", "url": url}
             entry["response"] = {"status": "204 No Content"}
         else:
-            entry["resource"] = store.open_version(row)
+            try:
+                entry["resource"] = store.open_version(row)
+            except Gone:
+                if res_id:
+                    raise  # the resource's own history: erased, as its read answers
+                total = None  # an erased patient's versions ($erase): nothing to serve
+                continue
             if not policy.consented(kind, entry["resource"], policy.confinement):
                 total = None  # withheld by consent: no count leaks
                 continue

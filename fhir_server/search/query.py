@@ -46,7 +46,9 @@ MODIFIERS = {
     "uri": {"missing"},
 }
 SQL_SORT_TYPES = frozenset({"date", "number", "quantity"})
-_IGNORED = frozenset({"_format", "_pretty"})
+# Not criteria: the format, and _anchor-provenance, which the Provenance route acts on
+# after the search (fhir_server/api/operations/provenance.py).
+_IGNORED = frozenset({"_format", "_pretty", "_anchor-provenance"})
 _SPECIAL_ID = SearchParam("_id", "token", (), ())
 _SPECIAL_LU = SearchParam("_lastUpdated", "date", (), ())
 

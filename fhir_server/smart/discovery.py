@@ -88,7 +88,9 @@ def openid_configuration(base: str) -> dict:
 
 
 def oauth_security(base: str) -> dict:
-    """``CapabilityStatement.rest[0].security`` with the oauth-uris extension."""
+    """``CapabilityStatement.rest[0].security`` with the oauth-uris extension: only the
+    sub-extensions R4's definition has (authorize, token, register, manage); the
+    introspection and revocation endpoints are in .well-known/smart-configuration."""
     urls = endpoints(base)
     return {
         "cors": True,
@@ -109,8 +111,6 @@ def oauth_security(base: str) -> dict:
                 "extension": [
                     {"url": "authorize", "valueUri": urls["authorize"]},
                     {"url": "token", "valueUri": urls["token"]},
-                    {"url": "introspect", "valueUri": urls["introspect"]},
-                    {"url": "revoke", "valueUri": urls["revoke"]},
                 ],
             }
         ],

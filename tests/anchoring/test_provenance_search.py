@@ -126,3 +126,11 @@ def test_malformed_targets_are_400(anchored, target):
 def test_absent_target_is_an_empty_bundle(anchored):
     r = anchored.client.get("/fhir/Provenance?target=Observation/nowhere", headers=anchored.system)
     assert r.status_code == 200 and r.json["total"] == 0
+
+
+def test_anchor_provenance_is_not_reported_as_an_unknown_parameter(anchored):
+    for url in ("/fhir/Observation?_id=o-p2", "/fhir?_id=o-p2"):
+        r = anchored.client.get(f"{url}&_anchor-provenance=true", headers=anchored.system)
+        assert r.status_code == 200, r.get_json()
+        assert _targets(r.json, "include") == ["Observation/o-p2/_history/1"]
+        assert not [e for e in r.json["entry"] if e["search"]["mode"] == "outcome"], url

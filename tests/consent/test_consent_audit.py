@@ -117,3 +117,24 @@ def test_resumed_chain_and_unchained_event():
     assert verify_chain(events, resumed.head).ok
     stray = audit.read("Condition/y", "p1", **WHO)
     assert not verify_chain([*events, stray]).ok
+
+
+@pytest.mark.parametrize(
+    ("path", "what", "description"),
+    [
+        ("Condition/c1", "Condition/c1", None),
+        ("Condition/c1/_history/2", "Condition/c1/_history/2", None),
+        ("Patient/p1/$summary", "Patient/p1", "Patient/p1/$summary"),
+        ("Patient/p1/_history/1/$verify", "Patient/p1/_history/1", "Patient/p1/_history/1/$verify"),
+        ("Observation", None, "Observation"),  # a type-level search
+        ("", None, "/"),  # the system
+    ],
+)
+def test_entities_name_request_paths_with_literal_references_only(path, what, description):
+    """Reference.reference must be a literal reference (R4 references.html): a path with
+    an $operation names the resource it acts on; a type or the system, none."""
+    entity = audit.entity_of(path)
+    assert entity.get("what") == ({"reference": what} if what else None)
+    assert entity.get("description") == description
+    denied = audit.denial("search-type", path, "p1", ["scope"], **WHO)
+    validate_resource(denied)
