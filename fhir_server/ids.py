@@ -23,6 +23,20 @@ def check_id(value: str, what: str = "id") -> str:
     return value
 
 
+MAX_VERSION = 2**31 - 1  # version ids are INTEGER columns
+
+
+def parse_version(text: str, what: str = "version id") -> int:
+    """A version id (or count) from a URL or header: ASCII digits only (``str.isdigit``
+    also takes "²", which int() refuses), within the INTEGER columns that hold it."""
+    if not (isinstance(text, str) and text.isascii() and text.isdigit()):
+        raise BadRequest(f"Invalid {what} {text!r}: expected a non-negative integer.")
+    value = int(text)
+    if value > MAX_VERSION:
+        raise BadRequest(f"Invalid {what} {text!r}: at most {MAX_VERSION}.")
+    return value
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 

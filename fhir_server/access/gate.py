@@ -57,6 +57,7 @@ from functools import partial
 
 from fhir_server.access.decision import Grant, Interaction
 from fhir_server.access.granular import meets
+from fhir_server.access.kind_rules import KindRules
 from fhir_server.access.write_checks import WriteChecks
 from fhir_server.errors import BadRequest, Forbidden, Gone, IntegrityFailure, not_found
 from fhir_server.search.compartment import compartment_patient_ids
@@ -70,7 +71,7 @@ RESULT_CONTROLS = frozenset(
 )
 
 
-class AccessPolicy(WriteChecks):
+class AccessPolicy(WriteChecks, KindRules):
     def __init__(self, access, store, consent=None, audit=None, is_admin=None):
         self.access = access
         self.store = store
@@ -308,6 +309,8 @@ class AccessPolicy(WriteChecks):
         ):
             return False
         if grant.constraints and not any(meets(resource, alt) for alt in grant.constraints):
+            return False
+        if not self.kind_allows(grant, resource):
             return False
         return self.consented(grant.interaction, resource, grant.compartment, **options)
 

@@ -11,6 +11,8 @@ from fhir_server.search.compartment import compartment_patient_ids
 
 # Resources that identify a user to the consent engine (see _identity_write).
 IDENTITY_TYPES = frozenset({"Practitioner", "PractitionerRole"})
+# The access log: written by the node as it decides, never through the API by a user.
+NODE_WRITTEN_TYPES = frozenset({"AuditEvent"})
 
 
 class WriteChecks:
@@ -62,16 +64,30 @@ class WriteChecks:
         self._passed[id(resource)] = (interaction, resource)
 
     def _identity_write(self, res_type: str) -> None:
-        """Practitioner and PractitionerRole say who a user is: Consents name their
-        actors by these resources' identifiers, so a user who could edit them could
-        take on another clinician's shares. Only the node itself (its services,
-        operators, or authorization switched off) and its administrators write them."""
-        if res_type not in IDENTITY_TYPES or self.consent is None:
+        """Writes that decide who may see what, by the user's role (the node itself --
+        its services, operators, or authorization switched off -- writes anything):
+
+        * Practitioner and PractitionerRole say who a user is: Consents name their
+          actors by these resources' identifiers, so a user who could edit them could
+          take on another clinician's shares. Only administrators write them.
+        * A Consent is the patient's decision: only the patient (a patient user, whom
+          the gate confines to their own compartment, so only their own Consents) and
+          administrators write one; a clinician it limits must not lift the limit.
+        * AuditEvents are the access log: only the node writes them, as it decides."""
+        if self.consent is None:
             return
-        if not self.is_admin():
+        if res_type in NODE_WRITTEN_TYPES:
+            raise Forbidden(f"{res_type} resources are written by this node only.")
+        if res_type in IDENTITY_TYPES and not self.is_admin():
             raise Forbidden(
                 f"Only this node's administrators and services may write {res_type} "
                 "resources: they identify the clinicians that Consents name."
+            )
+        patient_user = self.access is not None and self.access.user_patient is not None
+        if res_type == "Consent" and not patient_user and not self.is_admin():
+            raise Forbidden(
+                "Only the patient and this node's administrators may write a Consent "
+                "(a clinician may ask the patient to share, e.g. through $share)."
             )
 
     def _note_delete(self, res_type: str, res_id: str, conn) -> None:

@@ -102,9 +102,9 @@ def parse_etag(value: str | None) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise BadRequest(f'Malformed If-Match {value!r}; expected W/"<versionId>".')
-    return int(text)
+    return ids.parse_version(text, "If-Match version")
 
 
 def wants_return(default: str = "representation") -> str:

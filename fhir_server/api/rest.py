@@ -193,9 +193,7 @@ def instance_history(res_type: str, res_id: str):
 def vread(res_type: str, res_id: str, version_id: str):
     check_type(res_type)
     ids.check_id(res_id)
-    if not version_id.isdigit():
-        raise BadRequest(f"Version id {version_id!r} must be a positive integer.")
-    resource = guard.vread(res_type, res_id, int(version_id))
+    resource = guard.vread(res_type, res_id, ids.parse_version(version_id))
     return fhir_response(resource, 200, _meta_headers(resource))
 
 

@@ -166,9 +166,7 @@ def _int_arg(name: str, default: int, maximum: int | None) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
-        raise BadRequest(f"{name} must be a non-negative integer, not {raw!r}.")
-    value = int(raw)
+    value = ids.parse_version(raw, name)
     return min(value, maximum) if maximum else value
 
 

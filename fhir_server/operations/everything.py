@@ -60,12 +60,11 @@ def _options(args: list[tuple[str, str]]) -> tuple[set[str] | None, int | None, 
             if since is None:
                 raise BadRequest(f"_since must be a FHIR instant, not {value!r}.")
         elif name in {"_count", "_offset"}:
-            if not value.isdigit():
-                raise BadRequest(f"{name} must be a non-negative integer.")
+            number = ids.parse_version(value, name)
             if name == "_count":
-                count = min(int(value), MAX_COUNT)
+                count = min(number, MAX_COUNT)
             else:
-                offset = int(value)
+                offset = number
     return types, since, count, offset
 
 

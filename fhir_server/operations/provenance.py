@@ -48,13 +48,17 @@ def provenance_of(node, res_type: str, res_id: str, version_id: int) -> dict:
     return provenance_for(anchor)
 
 
-def parse_target(value: str, base_url: str) -> tuple[str, str, int | None]:
+def parse_target(value: str, base_url: str) -> tuple[str, str, int | None] | None:
     """A ``target`` value (``Type/id``, ``Type/id/_history/n``, or either under this
-    node's base URL) as (type, id, version or None)."""
+    node's base URL) as (type, id, version or None); None for another server's URL
+    (this node anchors only its own records)."""
     text = value.removeprefix(base_url.rstrip("/") + "/")
+    if "://" in text or text.startswith("urn:"):
+        return None
     parts = text.split("/")
-    if len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit():
-        return _known_type(parts[0], value), ids.check_id(parts[1]), int(parts[3])
+    if len(parts) == 4 and parts[2] == "_history":
+        version = ids.parse_version(parts[3], "target version")
+        return _known_type(parts[0], value), ids.check_id(parts[1]), version
     if len(parts) == 2:
         return _known_type(parts[0], value), ids.check_id(parts[1]), None
     raise BadRequest(f"target={value!r}: expected Type/id or Type/id/_history/n.")

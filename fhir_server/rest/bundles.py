@@ -258,13 +258,15 @@ def _read(policy: AccessPolicy, target: EntryTarget, conn=None) -> Result:
     return Result(200, bundle)
 
 
-def _etag_version(value: str | None) -> int | None:
-    if not value:
+def _etag_version(value) -> int | None:
+    if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        raise BadRequest(f'Malformed ifMatch {value!r}: a string W/"<versionId>" is expected.')
     text = value.removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise BadRequest(f"Malformed ifMatch {value!r}.")
-    return int(text)
+    return ids.parse_version(text, "ifMatch version")
 
 
 def _at(entry: PlannedEntry, error: FHIRError) -> FHIRError:

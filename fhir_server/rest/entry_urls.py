@@ -40,6 +40,6 @@ def parse_entry_url(url: object, base_url: str, where: str) -> EntryTarget:
     res_id = ids.check_id(segments[1])
     if len(segments) == 2:
         return EntryTarget(res_type, res_id, query=query)
-    if len(segments) == 4 and segments[2] == "_history" and segments[3].isdigit():
-        return EntryTarget(res_type, res_id, segments[3])
+    if len(segments) == 4 and segments[2] == "_history":
+        return EntryTarget(res_type, res_id, str(ids.parse_version(segments[3])))
     raise BadRequest(f"{where}.request.url {url!r} is not a supported entry URL.")

@@ -112,7 +112,7 @@ class _Parser:
                 self.take("[")
                 index = self.take(kind="number")
                 self.take("]")
-                if not index.isdigit():
+                if not (index.isascii() and index.isdigit()):
                     raise unsupported(self.text, f"index {index} is not a non-negative integer")
                 steps.append(("index", int(index)))
                 continue

@@ -77,7 +77,7 @@ def current_step(now: float | None = None) -> int:
 def totp_match(secret_b32: str, code: str, last_step: int, now: float | None = None) -> int:
     """The matched time step (±1 step of drift, never one used before), or 0."""
     code = (code or "").strip()
-    if not (code.isdigit() and len(code) == TOTP_DIGITS):
+    if not (code.isascii() and code.isdigit() and len(code) == TOTP_DIGITS):
         return 0
     step = current_step(now)
     for candidate in (step - 1, step, step + 1):

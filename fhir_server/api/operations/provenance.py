@@ -22,9 +22,21 @@ from fhir_server.operations import provenance as core
 
 bp = INTEGRITY
 CORE = core
+# The routes whose searchset entries the gate decided one by one: the proofs are
+# added for those entries only. A searchset Bundle a client stored and reads back
+# names whatever its author wrote, readable or not.
+GATED_SEARCHSETS = frozenset(
+    {
+        "rest.search",
+        "compartment.system_search",
+        "compartment.compartment_search",
+        "integrity.provenance_search",
+        "everything.patient_everything",
+    }
+)
 
 
-@bp.get("/<res_type>/<res_id>/_history/<int:version_id>/$provenance")
+@bp.get("/<res_type>/<res_id>/_history/<int(max=2147483647):version_id>/$provenance")
 def provenance(res_type: str, res_id: str, version_id: int):
     guard.verify_stored(res_type, res_id, version_id)
     return fhir_response(core.provenance_of(node(), res_type, res_id, version_id))
@@ -32,6 +44,8 @@ def provenance(res_type: str, res_id: str, version_id: int):
 
 @bp.after_app_request
 def _attach_provenance(response):
+    if request.endpoint not in GATED_SEARCHSETS:
+        return response  # a stored Bundle (or any other body) was not decided entry by entry
     asked = request.args.get(core.PROVENANCE_PARAM) in ("true", "1")
     revinclude = "Provenance:target" in request.args.getlist("_revinclude")
     if not (asked or revinclude) or response.status_code != 200:
@@ -64,7 +78,10 @@ def provenance_search():
 def _readable_versions(targets: list[str]) -> list[tuple[str, str, int]]:
     versions = []
     for value in targets:
-        res_type, res_id, version_id = core.parse_target(value, base_url())
+        parsed = core.parse_target(value, base_url())
+        if parsed is None:
+            continue  # another server's record: no proof of this node's
+        res_type, res_id, version_id = parsed
         try:
             if version_id is None:
                 current = guard.read(res_type, res_id)

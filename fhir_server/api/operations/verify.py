@@ -27,7 +27,7 @@ def verify_current(res_type: str, res_id: str):
     return fhir_response(core.verify_stored(node(), res_type, res_id).to_parameters())
 
 
-@bp.get("/<res_type>/<res_id>/_history/<int:version_id>/$verify")
+@bp.get("/<res_type>/<res_id>/_history/<int(max=2147483647):version_id>/$verify")
 def verify_version(res_type: str, res_id: str, version_id: int):
     guard.verify_stored(res_type, res_id, version_id)
     result = core.verify_stored(node(), res_type, res_id, version_id)
