@@ -27,6 +27,25 @@ MHB_FIXTURE = Path(__file__).resolve().parents[1] / "mhb_import" / "fixtures"
 JSON = {"Content-Type": "application/fhir+json"}
 
 
+_EARLY: dict = {}  # the validator launched once the session's tests are collected
+
+
+def pytest_collection_finish(session):
+    """Launch the JVM as soon as the conformance tests are known to run: it loads
+    its packages on the other core while the tests before them run."""
+    wanted = any("tests/conformance/" in item.nodeid for item in session.items)
+    if wanted and not unavailable():
+        log = Path(session.config._tmp_path_factory.mktemp("validator")) / "validator.log"
+        _EARLY["process"] = ValidatorProcess.launch(log)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    unused = _EARLY.pop("process", None)  # launched, then never asked for (e.g. -x)
+    if unused is not None:
+        unused.proc.kill()
+        unused.proc.wait()
+
+
 @pytest.fixture(scope="session")
 def fhir_validator(tmp_path_factory):
     why = unavailable()
@@ -35,8 +54,11 @@ def fhir_validator(tmp_path_factory):
         pytest.fail(f"HL7 FHIR validator not available in CI: {why}")
     if why:
         pytest.skip(f"HL7 FHIR validator not available: {why}")
-    log = tmp_path_factory.mktemp("validator") / "validator.log"
-    process = ValidatorProcess.start(log)
+    early = _EARLY.pop("process", None)
+    if early is not None:
+        process = early.wait_ready()
+    else:
+        process = ValidatorProcess.start(tmp_path_factory.mktemp("validator") / "validator.log")
     yield process
     process.close()
     report = {

@@ -63,9 +63,17 @@ class ValidatorProcess:
     start_s: float
     results: list[Validated] = field(default_factory=list)
     _buffer: bytes = b""
+    _began: float = 0.0
+    _log_path: Path | None = None
 
     @classmethod
     def start(cls, log_path: Path) -> ValidatorProcess:
+        return cls.launch(log_path).wait_ready()
+
+    @classmethod
+    def launch(cls, log_path: Path) -> ValidatorProcess:
+        """Start the JVM and return at once: it loads its packages (10-30 s) while
+        the session runs other tests; :meth:`wait_ready` waits for it."""
         packages = [ROOT / line for line in (OUT / "packages.txt").read_text().split()]
         classpath = f"{JAR}{os.pathsep}{OUT / 'lib' / '*'}"
         began = time.monotonic()
@@ -78,13 +86,18 @@ class ValidatorProcess:
             cwd=ROOT,
         )
         log.close()
-        started = cls(proc, {}, 0.0)
-        started.ready = started._answer(START_TIMEOUT_S, log_path)
-        if not started.ready.get("ready"):
-            proc.kill()
-            raise RuntimeError(f"validator did not start: {started.ready}")
-        started.start_s = time.monotonic() - began
-        return started
+        launched = cls(proc, {}, 0.0)
+        launched._began, launched._log_path = began, log_path
+        return launched
+
+    def wait_ready(self) -> ValidatorProcess:
+        if not self.ready:
+            self.ready = self._answer(START_TIMEOUT_S, self._log_path)
+            if not self.ready.get("ready"):
+                self.proc.kill()
+                raise RuntimeError(f"validator did not start: {self.ready}")
+            self.start_s = time.monotonic() - self._began
+        return self
 
     def validate(self, resource, profile: str | None = None, what: str = "") -> Validated:
         """Validate ``resource`` (a served body: bytes / str, or a dict) against its
