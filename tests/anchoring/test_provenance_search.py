@@ -149,3 +149,11 @@ def test_anchor_provenance_is_not_reported_as_an_unknown_parameter(anchored):
         assert r.status_code == 200, r.get_json()
         assert _targets(r.json, "include") == ["Observation/o-p2/_history/1"]
         assert not [e for e in r.json["entry"] if e["search"]["mode"] == "outcome"], url
+
+
+def test_other_criteria_select_among_stored_provenances_only(anchored):
+    """``_id`` is a criterion: the issued proofs (not stored) cannot match it."""
+    r = anchored.client.get(
+        "/fhir/Provenance?target=Observation/o-p1&_id=no-such-provenance", headers=anchored.system
+    )
+    assert r.status_code == 200 and r.json["total"] == 0

@@ -12,6 +12,7 @@ import json
 
 from flask import request
 
+from fhir_server.access.wide_search import CONTROL
 from fhir_server.api import guard
 from fhir_server.api.compartment import search_query
 from fhir_server.api.http import base_url, fhir_response, strict_handling
@@ -34,6 +35,9 @@ GATED_SEARCHSETS = frozenset(
         "everything.patient_everything",
     }
 )
+# Parameters that shape a Provenance search without selecting: with only these beside
+# ``target``, the anchoring Provenances match it too.
+NOT_CRITERIA = frozenset({*CONTROL, "_include", "_revinclude", "_sort"})
 
 
 @bp.get("/<res_type>/<res_id>/_history/<int(max=2147483647):version_id>/$provenance")
@@ -68,7 +72,7 @@ def provenance_search():
     query = search_query()
     page = guard.search("Provenance", query, strict=strict_handling())
     targets = [v for k, values in query if k == "target" for v in values.split(",")]
-    only_target = all(k == "target" or k.startswith("_") for k, _ in query)
+    only_target = all(k == "target" or k in NOT_CRITERIA for k, _ in query)
     if targets and only_target and page.total is not None:
         issued = core.anchoring_provenances(node(), _readable_versions(targets))
         _append(page, issued)
