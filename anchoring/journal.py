@@ -43,6 +43,7 @@ from anchoring.journal_batches import (
 )
 from anchoring.journal_reads import (
     VersionAnchor,
+    anchor_at,
     batch_info,
     counts,
     version_anchor,
@@ -66,6 +67,7 @@ __all__ = [
     "Batch",
     "Pending",
     "VersionAnchor",
+    "anchor_at",
     "batch_info",
     "batches",
     "claim_batch",

@@ -139,6 +139,18 @@ def version_anchors(
     return out
 
 
+def anchor_at(engine: Engine, batch_prefix: str, leaf_index: int) -> VersionAnchor | None:
+    """The version at ``leaf_index`` of the one batch whose id starts with
+    ``batch_prefix``: what a Provenance id names (:func:`anchoring.provenance.provenance_id`)."""
+    query = _read_query().where(
+        journal.c.batch_id.startswith(batch_prefix, autoescape=True),
+        journal.c.leaf_index == leaf_index,
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query.limit(2)).all()
+    return _version_anchor(rows[0]) if len(rows) == 1 else None
+
+
 def batch_info(engine: Engine, batch_id: str) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(select(batches).where(batches.c.batch_id == batch_id)).first()

@@ -20,6 +20,7 @@ from fhir_server.operations.definition import operation_definition, param
 from fhir_server.resource_types import check_type, supported_types
 
 PROVENANCE_PARAM = "_anchor-provenance"
+ISSUED_PREFIX = "anchor-"  # the ids of the Provenances issued from the journal
 DEFINITION = operation_definition(
     "provenance",
     code="provenance",
@@ -46,6 +47,18 @@ def provenance_of(node, res_type: str, res_id: str, version_id: int) -> dict:
     if anchor is None or not anchor.anchored:
         raise NotFound(f"{version_reference(res_type, res_id, version_id)} is not anchored yet.")
     return provenance_for(anchor)
+
+
+def issued_provenance(node, res_id: str):
+    """(the anchoring Provenance whose id is ``res_id``, its version's key), or None
+    when no anchored version has that id (``anchor-<batch prefix>-<leaf index>``)."""
+    prefix, _, leaf = res_id.removeprefix(ISSUED_PREFIX).rpartition("-")
+    if not prefix or not (leaf.isascii() and leaf.isdigit()) or len(leaf) > 9:
+        return None
+    anchor = journal.anchor_at(node.engine, prefix, int(leaf))
+    if anchor is None or not anchor.anchored or res_id != provenance_id(anchor):
+        return None
+    return provenance_for(anchor), (anchor.res_type, anchor.res_id, anchor.version_id)
 
 
 def parse_target(value: str, base_url: str) -> tuple[str, str, int | None] | None:

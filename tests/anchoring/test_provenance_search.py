@@ -157,3 +157,29 @@ def test_other_criteria_select_among_stored_provenances_only(anchored):
         "/fhir/Provenance?target=Observation/o-p1&_id=no-such-provenance", headers=anchored.system
     )
     assert r.status_code == 200 and r.json["total"] == 0
+
+
+def test_the_fullurl_of_an_issued_provenance_reads_it(anchored):
+    bundle = anchored.client.get(
+        "/fhir/Provenance?target=Observation/o-p1/_history/1", headers=anchored.system
+    ).json
+    entry = bundle["entry"][0]
+    path = entry["fullUrl"].removeprefix("http://localhost")
+    r = anchored.client.get(path, headers=anchored.system)
+    assert r.status_code == 200, r.get_json()
+    assert r.json == entry["resource"]
+    # Read like the version it proves: a patient who may not read o-p2 gets a 404
+    # exactly like a missing Provenance; its own proofs it reads.
+    other = (
+        anchored.client.get("/fhir/Provenance?target=Observation/o-p2", headers=anchored.system)
+        .json["entry"][0]["fullUrl"]
+        .removeprefix("http://localhost")
+    )
+    hidden = anchored.client.get(other, headers=anchored.patient)
+    missing = anchored.client.get("/fhir/Provenance/anchor-0000-1", headers=anchored.patient)
+    assert hidden.status_code == missing.status_code == 404
+    assert anchored.client.get(path, headers=anchored.patient).status_code == 200
+    assert (
+        anchored.client.get("/fhir/Provenance/anchor-x-y", headers=anchored.system).status_code
+        == 404
+    )

@@ -12,13 +12,14 @@ import json
 
 from flask import request
 
+from fhir_server import ids
 from fhir_server.access.wide_search import CONTROL
-from fhir_server.api import guard
+from fhir_server.api import guard, rest
 from fhir_server.api.compartment import search_query
 from fhir_server.api.http import base_url, fhir_response, strict_handling
 from fhir_server.api.operations.base import INTEGRITY, node
 from fhir_server.api.searchset import search_bundle
-from fhir_server.errors import FHIRError
+from fhir_server.errors import FHIRError, not_found
 from fhir_server.operations import provenance as core
 
 bp = INTEGRITY
@@ -60,6 +61,24 @@ def _attach_provenance(response):
     if core.with_provenance(node(), body, base_url()):
         response.set_data(json.dumps(body, ensure_ascii=False).encode())
     return response
+
+
+# -- GET Provenance/anchor-... ----------------------------------------------------
+@bp.get(f"/Provenance/{core.ISSUED_PREFIX}<tail>")
+def issued_provenance(tail: str):
+    """The anchoring Provenance a searchset's ``fullUrl`` names, read like the version
+    it proves (404 exactly like a missing one where that version is not readable);
+    a stored Provenance that happens to have such an id is read as any other."""
+    res_id = ids.check_id(core.ISSUED_PREFIX + tail)
+    found = core.issued_provenance(node(), res_id)
+    if found is None:
+        return rest.read("Provenance", res_id)
+    provenance, (res_type, target_id, version_id) = found
+    try:
+        guard.verify_stored(res_type, target_id, version_id)
+    except FHIRError:
+        raise not_found("Provenance", res_id) from None
+    return fhir_response(provenance)
 
 
 # -- Provenance?target=... -------------------------------------------------------
