@@ -10,7 +10,6 @@ Practitioner/d2 (``drtotp``, who signs in with a TOTP code). Clients: ``py-app``
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -41,44 +40,11 @@ def pytest_runtest_teardown(item, nextitem):
             _RUNNING.pop().stop()
 
 
-# The node, prepared in a thread once the client tests are known to run: its CLI
-# provisioning and start (about 10 s of subprocesses) overlap the tests before them.
-_EARLY: dict = {}
-
-
-def pytest_collection_finish(session):
-    if not PHRX.exists() or not any(HERE in item.path.parents for item in session.items):
-        return
-    site = AppSite().start()
-    _RUNNING.append(site)
-    data_dir = Path(session.config._tmp_path_factory.mktemp("clients")) / "node"
-    thread = threading.Thread(target=_prepare_early, args=(data_dir, site), daemon=True)
-    _EARLY.update(site=site, thread=thread)
-    thread.start()
-
-
-def pytest_sessionfinish(session, exitstatus):
-    thread = _EARLY.pop("thread", None)
-    if thread is not None:
-        thread.join()  # prepared but never asked for (e.g. -x): stopped below
-    while _RUNNING:
-        _RUNNING.pop().stop()
-
-
-def _prepare_early(data_dir: Path, site: AppSite) -> None:
-    try:
-        _EARLY["node"] = _prepare(data_dir, site)
-    except BaseException as error:  # raised in the fixture, on the test's thread
-        _EARLY["error"] = error
-
-
 @pytest.fixture(scope="session")
 def app_site():
     """The JS app's static site, another origin than the node."""
-    site = _EARLY.get("site")
-    if site is None:
-        site = AppSite().start()
-        _RUNNING.append(site)
+    site = AppSite().start()
+    _RUNNING.append(site)
     yield site
     site.stop()
 
@@ -87,36 +53,20 @@ def app_site():
 def live_node(tmp_path_factory, app_site):
     if not PHRX.exists():
         pytest.skip(f"{PHRX} is not installed (pip install -e .)")
-    thread = _EARLY.pop("thread", None)
-    if thread is not None:
-        thread.join()
-        if "error" in _EARLY:
-            raise _EARLY.pop("error")
-        node = _EARLY.pop("node")
-    else:
-        node = _prepare(tmp_path_factory.mktemp("clients") / "node", app_site)
-    try:
-        yield node
-    finally:
-        node.stop()
-
-
-def _prepare(data_dir: Path, site: AppSite) -> LiveNode:
-    node = LiveNode(data_dir)
+    node = LiveNode(tmp_path_factory.mktemp("clients") / "node")
     node.add_user("alice", "patient", f"Patient/{ALICE}")
     node.add_user("drbob", "practitioner", "Practitioner/d1")
     node.add_user("drtotp", "practitioner", "Practitioner/d2", totp=True)
     node.add_client(PY_CLIENT, "public", "--redirect-uri", PY_REDIRECT, "--name", "Python app")
-    node.add_client(JS_CLIENT, "public", "--redirect-uri", site.redirect_uri)
+    node.add_client(JS_CLIENT, "public", "--redirect-uri", app_site.redirect_uri)
     node.add_backend()
     _RUNNING.append(node)
     try:
         node.start()
         _seed(node)
-    except BaseException:
+        yield node
+    finally:
         node.stop()
-        raise
-    return node
 
 
 def _seed(node: LiveNode) -> None:
