@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, request
 from fhir_server import ids
 from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
+from fhir_server.api.compartment import search_query
 from fhir_server.api.http import (
     base_url,
     fhir_response,
@@ -63,10 +64,7 @@ def _written(result: Result, status: int | None = None):
 @bp.post("/<res_type>/_search")
 def search(res_type: str):
     check_type(res_type)
-    form = request.mimetype == "application/x-www-form-urlencoded"
-    if request.method == "POST" and not form and request.get_data():
-        raise BadRequest("POST _search takes application/x-www-form-urlencoded parameters.")
-    query = _query_pairs()
+    query = search_query()
     page = guard.search(res_type, query, strict=strict_handling())
     return fhir_response(search_bundle(page, f"{base_url()}/{res_type}", query))
 
