@@ -70,6 +70,21 @@ class ProposalResult:
     executed: bool
 
 
+_KINDS = ("add", "remove", "update")
+
+
+@dataclass(frozen=True)
+class PendingProposal:
+    proposal_id: int
+    kind: str
+    account: str
+    country: str
+    fhir_base_url: str
+    proposer: str
+    votes: int
+    needed: int
+
+
 def _error_selectors(artifacts: dict[str, Any]) -> dict[str, str]:
     out = {}
     for name in ("AnchorRegistry", "AuthorityRegistry"):
@@ -171,11 +186,13 @@ class ChainClient:
         self._authorities = self._contract("AuthorityRegistry", deployment.authority_registry)
 
     def deploy_contracts(
-        self, country: str, fhir_base_url: str, signing_jwk: str, encryption_key: bytes
+        self, country: str | None, fhir_base_url: str, signing_jwk: str, encryption_key: bytes
     ) -> Deployment:
-        """Deploy both registries with this account as the first authority of ``country``."""
+        """Deploy both registries with this account as the first authority of ``country``;
+        ``country`` None deploys an open registry whose first ``request_join`` founds it."""
+        founder = _country_bytes(country) if country is not None else b"\0\0"
         registry = self._contract("AuthorityRegistry").constructor(
-            _country_bytes(country), fhir_base_url, signing_jwk, encryption_key
+            founder, fhir_base_url, signing_jwk, encryption_key
         )
         registry_address = self._tx.transact(registry)["contractAddress"]
         anchors = self._contract("AnchorRegistry").constructor(registry_address)
@@ -253,6 +270,43 @@ class ChainClient:
             encryption_key,
         )
         return self._proposal(fn)
+
+    def request_join(
+        self, country: str, fhir_base_url: str, signing_jwk: str, encryption_key: bytes
+    ) -> ProposalResult:
+        """Propose this account as the authority of ``country`` (no vote of its own;
+        admitted at once by a registry that has no authority yet)."""
+        fn = self._gov().requestJoin(
+            _country_bytes(country), fhir_base_url, signing_jwk, encryption_key
+        )
+        receipt = self._tx.transact(fn)
+        events = self._authorities.events
+        proposed = events.Proposed().process_receipt(receipt, errors=DISCARD)
+        executed = events.Executed().process_receipt(receipt, errors=DISCARD)
+        return ProposalResult(
+            proposed[0]["args"]["id"], bytes(receipt["transactionHash"]), bool(executed)
+        )
+
+    def update_self(self, fhir_base_url: str, signing_jwk: str, encryption_key: bytes) -> bytes:
+        """Replace this authority's URL and keys at once (key rotation); the tx hash."""
+        fn = self._gov().updateSelf(fhir_base_url, signing_jwk, encryption_key)
+        return bytes(self._tx.transact(fn)["transactionHash"])
+
+    def open_proposals(self) -> list[PendingProposal]:
+        """Proposals not executed yet, with the votes that count now and those needed."""
+        fns = self._gov()
+        needed = fns.quorum(fns.authorityCount().call()).call()
+        out = []
+        for pid in range(fns.proposalCount().call()):
+            kind, executed, proposer, subject = fns.getProposal(pid).call()
+            if executed:
+                continue
+            account, country, url = subject[0], bytes(subject[1]).decode("ascii"), subject[2]
+            votes = fns.currentVotes(pid).call()
+            out.append(
+                PendingProposal(pid, _KINDS[kind], account, country, url, proposer, votes, needed)
+            )
+        return out
 
     def propose_remove(self, account: str) -> ProposalResult:
         return self._proposal(self._gov().proposeRemove(Web3.to_checksum_address(account)))

@@ -32,7 +32,14 @@ from eth_account import Account
 from web3 import Web3
 
 from anchoring import defaults as anchor_defaults
-from anchoring.chain import ANVIL_CHAIN_ID, ChainClient, ChainError, Deployment, SendPolicy
+from anchoring.chain import (
+    ANVIL_CHAIN_ID,
+    ANVIL_DEV_KEY,
+    ChainClient,
+    ChainError,
+    Deployment,
+    SendPolicy,
+)
 from anchoring.devchain import DevChain, DevChainError
 
 log = logging.getLogger("phrx.anchoring")
@@ -94,6 +101,42 @@ def start_dev_chain(chain_dir: Path, port: int | None = None) -> DevChain:
     if not dev._try_start(port):  # same package: a fixed port on request
         raise DevChainError(f"anvil did not start on 127.0.0.1:{port}")
     return dev
+
+
+def dev_deployment(w3: Web3) -> Deployment | None:
+    """The contracts ``phrx chain dev`` deploys on an anvil chain, if present: anvil's
+    public dev account deploys them first thing (nonces 0 and 1), so every node
+    pointed at the chain finds them at these addresses with no further flags."""
+    if w3.eth.chain_id != ANVIL_CHAIN_ID:
+        return None
+    from anchoring.besu import create_address
+
+    dev = Account.from_key(ANVIL_DEV_KEY).address
+    registry, anchors = create_address(dev, 0), create_address(dev, 1)
+    if not w3.eth.get_code(Web3.to_checksum_address(anchors)):
+        return None
+    return Deployment(
+        ANVIL_CHAIN_ID, Web3.to_checksum_address(anchors), Web3.to_checksum_address(registry)
+    )
+
+
+def open_shared_dev_chain(data_dir: Path, port: int | None = None) -> tuple[DevChain, Deployment]:
+    """``phrx chain dev``: anvil with its state in ``DATA/chain``, the PHRX contracts
+    deployed once from anvil's dev account as an *open* AuthorityRegistry (no authority
+    yet: the first node to ``phrx federation join`` founds it)."""
+    dev = start_dev_chain(Path(data_dir) / "chain", port)
+    try:
+        client = ChainClient.from_url(dev.url, ANVIL_DEV_KEY)
+        deployment = dev_deployment(client.w3)
+        if deployment is None:
+            if client.w3.eth.get_transaction_count(client.address) != 0:
+                raise ChainError("anvil's dev account has sent transactions: not a fresh chain")
+            deployment = client.deploy_contracts(None, "", "", b"")
+        save_deployment(Path(data_dir), deployment)
+        return dev, deployment
+    except BaseException:
+        dev.stop()
+        raise
 
 
 class NodeChain:
@@ -181,6 +224,9 @@ class NodeChain:
                     f"no contract code at {deployment.anchor_registry} on {self.url} yet "
                     "(the deploying node has not started)"
                 )
+        elif self.mode != "dev" and (shared := dev_deployment(w3)) is not None:
+            client.use(shared)  # a shared dev chain (`phrx chain dev`): join, never redeploy
+            save_deployment(self.data_dir, shared)
         else:
             save_deployment(self.data_dir, self._deploy(client))
         self.deployment = client.deployment

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from fhir_server.api.audit_hook import end_request, record_audit
 from fhir_server.api.cors import init_cors
+from fhir_server.api.federation import init_federation
 from fhir_server.api.http import fhir_response
 from fhir_server.api.smart import init_smart
 from fhir_server.errors import FHIRError, Issue, operation_outcome
@@ -65,6 +66,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
     init_cors(app, node.config.cors_origins)  # first: a preflight carries no token
     init_smart(app, node)  # SMART authorization server + bearer-token before_request hook
+    init_federation(app)  # share-link manifests, $receive-share, the gateway (after the bearer)
     app.after_request(record_audit)  # one AuditEvent per access to patient data
     app.teardown_request(end_request)  # never leave a request transaction open
     _register_error_handlers(app)

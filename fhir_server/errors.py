@@ -196,3 +196,19 @@ _MHB_ERRORS = (
     (MhbUnexpectedStructure, BusinessRule),
     (MhbInvalid, BadRequest),
 )
+
+
+def from_federation(error: Exception) -> FHIRError:
+    """The one translation of :mod:`federation.errors` (and the gateway's refusals)
+    into this node's errors: the status the federation chose (503 for a home node
+    that did not answer, 403 for a node off the trust list, the home node's own
+    refusal status) and its message naming the node."""
+    return upstream(str(error), getattr(error, "status", 502), getattr(error, "code", "exception"))
+
+
+def upstream(message: str, status: int, code: str) -> FHIRError:
+    """An error whose status another node decided (or its absence: 503)."""
+    found = FHIRError(message)
+    found.status = status
+    found.code = code
+    return found

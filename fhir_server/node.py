@@ -196,6 +196,11 @@ class Node:
                 country=config.anchor_country,
                 base_url=config.base_url or "",
             )
+        self.federation = None
+        if self.anchoring is not None:
+            from fhir_server.node_federation import NodeFederation
+
+            self.federation = NodeFederation(self)
 
     @property
     def node_id(self) -> str:

@@ -55,8 +55,13 @@ contract AuthorityRegistry {
         _;
     }
 
+    /// @param country Zero (0x0000) deploys an open registry with no authority yet: the
+    ///        first `requestJoin` then founds it (a shared dev chain, where contracts are
+    ///        deployed before any node exists). Otherwise the deployer is the first authority.
     constructor(bytes2 country, string memory fhirBaseUrl, string memory signingJwk, bytes memory encryptionKey) {
-        _add(Authority(msg.sender, country, fhirBaseUrl, signingJwk, encryptionKey));
+        if (country != bytes2(0)) {
+            _add(Authority(msg.sender, country, fhirBaseUrl, signingJwk, encryptionKey));
+        }
     }
 
     // ---- views -------------------------------------------------------------------
@@ -116,6 +121,43 @@ contract AuthorityRegistry {
         Authority memory a = Authority(account, country, fhirBaseUrl, signingJwk, encryptionKey);
         _checkAdd(a);
         return _propose(Kind.Add, a);
+    }
+
+    /// @notice A candidate node proposes itself (msg.sender) as an authority. Its own
+    ///         call is no vote: only the current authorities' votes count. The first
+    ///         candidate of an open registry (no authority yet) is admitted at once.
+    function requestJoin(
+        bytes2 country,
+        string calldata fhirBaseUrl,
+        string calldata signingJwk,
+        bytes calldata encryptionKey
+    ) external returns (uint256 id) {
+        Authority memory a = Authority(msg.sender, country, fhirBaseUrl, signingJwk, encryptionKey);
+        _checkAdd(a);
+        id = proposals.length;
+        proposals.push();
+        Proposal storage p = proposals[id];
+        p.kind = Kind.Add;
+        p.proposer = msg.sender;
+        p.subject = a;
+        emit Proposed(id, Kind.Add, msg.sender, msg.sender);
+        if (members.length == 0) {
+            _execute(id, p);
+        }
+    }
+
+    /// @notice An authority replaces its own URL and keys at once (a key rotation must
+    ///         not wait for a vote); its country and address stay.
+    function updateSelf(
+        string calldata fhirBaseUrl,
+        string calldata signingJwk,
+        bytes calldata encryptionKey
+    ) external onlyAuthority {
+        Authority storage a = authorities[msg.sender];
+        a.fhirBaseUrl = fhirBaseUrl;
+        a.signingJwk = signingJwk;
+        a.encryptionKey = encryptionKey;
+        emit AuthorityUpdated(msg.sender, a.country);
     }
 
     function proposeRemove(address account) external onlyAuthority returns (uint256) {

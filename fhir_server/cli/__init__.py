@@ -4,7 +4,8 @@ turns expected failures into one line; each command group lives in its own modul
 :mod:`.serve` (``phrx serve``), :mod:`.load` (``phrx load``), :mod:`.demo` (``phrx demo``),
 :mod:`.bench` (``phrx bench ingest | micro``), :mod:`.chain` (``phrx chain …``,
 ``anchor-worker``, ``verify``), :mod:`.smart` (``phrx users | clients | token``),
-:mod:`.mhb` (``phrx import-mhb``); options they share are in :mod:`.options`.
+:mod:`.mhb` (``phrx import-mhb``), :mod:`.federation` (``phrx federation join | vote |
+list | rotate-keys``); options they share are in :mod:`.options`.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def main() -> None:
 def _add_commands() -> None:
     # The command modules import only click and the options at import time; what a
     # command needs (the node, Flask, the chain) is imported when it runs.
-    from fhir_server.cli import bench, chain, demo, load, mhb, serve, smart
+    from fhir_server.cli import bench, chain, demo, federation, load, mhb, serve, smart
 
-    for module in (serve, load, demo, bench, chain, smart, mhb):
+    for module in (serve, load, demo, bench, chain, federation, smart, mhb):
         for command in module.COMMANDS:
             main.add_command(command)
 

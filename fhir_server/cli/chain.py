@@ -102,22 +102,22 @@ def chain() -> None:
 @chain.command("dev")
 @DATA_DIR
 @click.option("--port", default=None, type=int, help="Fixed port (default: a free one).")
-@click.option("--country", default="XX", show_default=True)
-def chain_dev(data_dir, port, country) -> None:
-    """Run the local anvil dev chain (state in DATA/chain), deploy on first start."""
-    from anchoring.node_chain import NodeChain
+def chain_dev(data_dir, port) -> None:
+    """Run a local anvil chain that several nodes share (state in DATA/chain): the
+    contracts are deployed once, with no authority yet; nodes started with
+    ``--chain URL`` find them, and the first ``phrx federation join`` founds the trust list."""
+    from anchoring.node_chain import open_shared_dev_chain
 
     stop = _stop_on_signal()
-    node_chain = NodeChain(data_dir, "dev", country=country, port=port).open()
+    dev, dep = open_shared_dev_chain(data_dir, port)
     try:
-        dep = node_chain.deployment
-        click.echo(f"dev chain {node_chain.url} (pid {node_chain.dev.pid})")
+        click.echo(f"dev chain {dev.url} (pid {dev.pid})")
         click.echo(f"AnchorRegistry {dep.anchor_registry}")
         click.echo(f"AuthorityRegistry {dep.authority_registry}")
         sys.stdout.flush()
         _wait_for(stop)
     finally:
-        node_chain.close()
+        dev.stop()
 
 
 @chain.command("init-network")

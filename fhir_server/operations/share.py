@@ -10,7 +10,12 @@ Flask-free. Input Parameters (all optional except a recipient):
 * ``purpose`` -- valueCoding, repeating (default v3-ActReason TREAT);
 * ``class`` -- valueCode (or valueCoding) resource type, repeating (default: all);
 * ``access`` -- valueCode ``read`` | ``read-write`` (default read);
-* ``revoke`` -- valueBoolean; with ``share`` (valueString, the share id) or the recipient.
+* ``revoke`` -- valueBoolean; with ``share`` (valueString, the share id) or the recipient;
+* ``link`` -- valueBoolean (default true on a node with a federation): also issue a
+  SMART Health Link to the share (``link`` and ``qr`` out); without ``recipient`` the
+  Consent names the link itself: "any clinician the link reaches";
+* ``passcode`` -- valueString: the link needs it (flag P; a few wrong tries kill it);
+* ``label`` -- valueString: the link's label (at most 80 characters).
 
 A grant writes an active patient-privacy Consent through the normal write path
 (validated, sealed, journalled for anchoring). For a foreign node the patient's
@@ -25,9 +30,11 @@ Route: fhir_server/api/operations/share.py (the patient themself or an administr
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -42,6 +49,9 @@ from consent.codes import (
     PROVISION_ACTOR_ROLE,
     RESOURCE_TYPES,
 )
+from consent.provisions import time_range
+from federation import shlink
+from federation.links import new_link_id
 from fhir_server import ids
 from fhir_server.errors import BadRequest, NotFound
 from fhir_server.operations import definition as opd
@@ -55,6 +65,8 @@ from vault._encoding import length_prefixed
 from vault.keyring import KeyRing
 
 SHARE_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/share-id"
+# Identifies the holder of a share link (its id) to the consent engine.
+SHARE_LINK_SYSTEM = "https://phrx.example.org/fhir/NamingSystem/share-link"
 DEFAULT_DAYS = 30
 DEFINITION = opd.operation_definition(
     "share",
@@ -91,15 +103,31 @@ DEFINITION = opd.operation_definition(
         opd.param("access", "in", 0, "1", "code", "read (default) or read-write."),
         opd.param("revoke", "in", 0, "1", "boolean", "Revoke instead of granting."),
         opd.param("share", "in", 0, "1", "string", "The share id to revoke."),
+        opd.param("link", "in", 0, "1", "boolean", "Issue a SMART Health Link (default true)."),
+        opd.param("passcode", "in", 0, "1", "string", "Passcode the link asks for."),
+        opd.param("label", "in", 0, "1", "string", "Label of the link (80 characters)."),
         opd.param("consent", "out", 0, "*", "Consent", "The Consents written."),
         opd.param("share", "out", 0, "1", "string", "The share id."),
         opd.param("reference", "out", 0, "*", "Reference", "URL of each Consent."),
         opd.param("keyReleased", "out", 1, "1", "boolean", "A data key went to another node."),
+        opd.param("link", "out", 0, "1", "string", "The SMART Health Link (shlink:/...)."),
+        opd.param("qr", "out", 0, "1", "Attachment", "The link as a QR code (PNG)."),
     ],
 )
 NAME = DEFINITION["code"]
 
 PublicKeyLookup = Callable[[str], object | None]  # country -> encryption public key
+
+
+class LinkIssuer(Protocol):
+    """Issues and revokes share links in the share's transaction (see
+    fhir_server/node_federation.py)."""
+
+    def issue(self, conn, link_id: str, patient_id: str, consent_id: str, req, end) -> str: ...
+
+    def revoke(self, conn, consent_ids: list[str]) -> None: ...
+
+
 # (Consent references, recipient country) -> the disclosure AuditEvent
 DisclosureEvent = Callable[[list[str], str], dict]
 
@@ -115,6 +143,9 @@ class ShareRequest:
     access: str = "read"
     revoke: bool = False
     share_id: str | None = None
+    link: bool | None = None
+    passcode: str | None = None
+    label: str | None = None
 
 
 @dataclass
@@ -123,9 +154,15 @@ class ShareResult:
     share_id: str | None
     released_to: str | None = None  # country whose node got the wrapped key
     revoked: bool = False
+    link: str | None = None  # shlink:/...
 
     def to_parameters(self, base_url: str) -> dict:
         params = [{"name": "consent", "resource": c} for c in self.consents]
+        if self.link:
+            params.append({"name": "link", "valueString": self.link})
+            png = base64.b64encode(shlink.qr_png(self.link)).decode("ascii")
+            qr = {"contentType": "image/png", "data": png, "title": "SMART Health Link"}
+            params.append({"name": "qr", "valueAttachment": qr})
         if self.share_id:
             params.append({"name": "share", "valueString": self.share_id})
         for consent in self.consents:
@@ -143,8 +180,8 @@ def parse_parameters(body: dict) -> ShareRequest:
         _apply(req, param.get("name"), param, f"Parameters.parameter[{index}]")
     if not req.purposes:
         req.purposes = [{"system": ACT_REASON, "code": "TREAT"}]
-    if not req.revoke and not (req.reference or req.identifier):
-        raise BadRequest("$share needs a recipient (Identifier or Reference).")
+    if not req.revoke and not (req.reference or req.identifier) and req.link is False:
+        raise BadRequest("$share needs a recipient (Identifier or Reference) or a link.")
     if req.revoke and not (req.share_id or req.reference or req.identifier):
         raise BadRequest("Revoking needs the share id or the recipient.")
     return req
@@ -188,14 +225,37 @@ def _apply(req: ShareRequest, name: str, param: dict, where: str) -> None:  # no
         req.revoke = bool(param.get("valueBoolean"))
     elif name == "share":
         req.share_id = param.get("valueString") or param.get("valueCode")
+    elif name == "link":
+        req.link = _boolean(param, where)
+    elif name in ("passcode", "label"):
+        value = param.get("valueString")
+        limit = 80 if name == "label" else 256
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
+            raise BadRequest(f"{name} is a string of 1 to {limit} characters.", expression=[where])
+        setattr(req, name, value)
     else:
         raise BadRequest(f"Unknown $share parameter {name!r}.", expression=[where])
 
 
+def _boolean(param: dict, where: str) -> bool:
+    value = param.get("valueBoolean")
+    if not isinstance(value, bool):
+        raise BadRequest("expected valueBoolean.", expression=[where])
+    return value
+
+
 def consent_for(
-    patient_id: str, req: ShareRequest, share_id: str, home: str, now: datetime
+    patient_id: str,
+    req: ShareRequest,
+    share_id: str,
+    home: str,
+    now: datetime,
+    link_id: str | None = None,
 ) -> dict:
     ref: dict = {}
+    if not (req.reference or req.identifier) and link_id:
+        # "any clinician the link reaches": the link is the actor the Consent names
+        ref["identifier"] = {"system": SHARE_LINK_SYSTEM, "value": link_id}
     if req.reference:
         ref["reference"] = req.reference
     if req.identifier:
@@ -242,16 +302,21 @@ def share(
     recipient_key: PublicKeyLookup | None = None,
     disclosure: DisclosureEvent | None = None,
     now: datetime | None = None,
+    links: LinkIssuer | None = None,
 ) -> ShareResult:
     """Grant or revoke; ``recipient_key(country)`` gives a foreign node's public key,
-    ``disclosure`` the AuditEvent of a key release (stored with it)."""
+    ``disclosure`` the AuditEvent of a key release (stored with it), ``links`` issues
+    the share link (None: this node issues none)."""
     ids.check_id(patient_id, "patient id")
     store.read("Patient", patient_id)  # 404 / 410
     now = now or datetime.now(UTC)
     if req.revoke:
-        return revoke(store, patient_id, req)
+        return revoke(store, patient_id, req, links)
+    if not (req.reference or req.identifier) and (links is None or req.link is False):
+        raise BadRequest("$share needs a recipient (Identifier or Reference) or a share link.")
     share_id = ids.new_id()
-    consent = validate_resource(consent_for(patient_id, req, share_id, home_country, now))
+    link_id = new_link_id() if links is not None and req.link is not False else None
+    consent = validate_resource(consent_for(patient_id, req, share_id, home_country, now, link_id))
     foreign = req.node is not None and req.node != home_country.upper()
     public_key = recipient_key(req.node) if foreign and recipient_key else None
     audit_store.prepare(store)
@@ -263,7 +328,13 @@ def share(
             if disclosure is not None:
                 event = disclosure([f"Consent/{written['id']}"], req.node)
                 audit_store.append(store, writer.conn, [event])
-    return ShareResult([written], share_id, req.node if public_key is not None else None)
+        link = None
+        if link_id is not None:
+            window = time_range(written["provision"]["period"])
+            end = window[1] if window else None
+            link = links.issue(writer.conn, link_id, patient_id, written["id"], req, end)
+    released = req.node if public_key is not None else None
+    return ShareResult([written], share_id, released, link=link)
 
 
 def release_key(keyring: KeyRing, patient_id: str, consent_id: str, node: str, public_key) -> dict:
@@ -293,7 +364,7 @@ def release_context(scope: str, consent_id: str, node: str) -> bytes:
     return length_prefixed(b"phrx/share/v1", scope.encode(), consent_id.encode(), node.encode())
 
 
-def revoke(store, patient_id: str, req: ShareRequest) -> ShareResult:
+def revoke(store, patient_id: str, req: ShareRequest, links=None) -> ShareResult:
     query = [("patient", patient_id), ("status", "active"), ("_count", "1000")]
     matching = [c for c in run_search(store, "Consent", query).matches if _matches(c, req)]
     if not matching:
@@ -305,6 +376,8 @@ def revoke(store, patient_id: str, req: ShareRequest) -> ShareResult:
             body["status"] = "inactive"
             revoked.append(interactions.update(writer, "Consent", consent["id"], body).resource)
         queries.forget_released_keys(writer.conn, consent_ids=[c["id"] for c in matching])
+        if links is not None:
+            links.revoke(writer.conn, [c["id"] for c in matching])
     return ShareResult(revoked, req.share_id, revoked=True)
 
 

@@ -21,6 +21,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from federation.assertion import ACTOR_CLAIM, country_of, parse_actor
 from fhir_server import fastjson
 
 ALGORITHMS = ["RS384", "ES384"]
@@ -119,6 +120,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             else:
                 raise InvalidClientError(description="Assertion signature invalid.") from None
         self.verify_claims(token.claims)
+        if country_of(client_id) is not None:
+            # a node's gateway: the clinician it acts for, as that node attests them
+            request.federated_actor = parse_actor(token.claims.get(ACTOR_CLAIM))
         return self.authenticate_client(client)
 
     def verify_claims(self, claims):

@@ -27,6 +27,7 @@ from authlib.oauth2.rfc6749.grants import (
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 
+from federation.assertion import country_of
 from fhir_server.smart import scopes
 from fhir_server.smart.tokens import RefreshReplayed, Subject
 
@@ -196,3 +197,22 @@ class SmartRefreshGrant(RefreshTokenGrant):
 
 class BackendGrant(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ("private_key_jwt",)
+
+    def generate_token(self, user=None, scope=None, grant_type=None, **kwargs):
+        """Another country's node acts for the clinician its assertion names: the
+        token carries them (decided like that practitioner, never as this node's own
+        backend service); without one it acts for no one and every patient read is
+        refused (fhir_server.access.consent_hook)."""
+        actor = getattr(self.request, "federated_actor", None)
+        if user is None and actor is not None:
+            country = country_of(self.request.client.client_id)
+            context = {
+                "actor_identifiers": actor["identifiers"],
+                "actor_country": country,
+                "purpose_of_use": actor.get("purpose") or "TREAT",
+            }
+            for name in ("reference", "display", "consent"):
+                if actor.get(name):
+                    context[f"actor_{name}"] = actor[name]
+            user = Subject(context=context)
+        return super().generate_token(user=user, scope=scope, grant_type=grant_type, **kwargs)

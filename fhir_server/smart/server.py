@@ -48,7 +48,12 @@ class SmartAuthorizationServer(AuthorizationServer):
         return self.fhir_base() + "/auth/token"
 
     def query_client(self, client_id):
-        return self.smart.clients.get(client_id)
+        found = self.smart.clients.get(client_id)
+        federation = getattr(self.smart.node, "federation", None)
+        if found is None and federation is not None and isinstance(client_id, str):
+            # another country's node: known by the signing key it has on chain now
+            found = federation.client_for(client_id)
+        return found
 
     def save_token(self, token, request):
         """Tokens are recorded when generated (see :meth:`_generate_token`)."""

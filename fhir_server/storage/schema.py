@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 
 from anchoring import journal_tables
 from consent import tables as consent_tables
+from federation import links as federation_links
+from federation import proxies as federation_proxies
 from fhir_server.search import tables as search_tables
 from fhir_server.smart import tables as smart_tables
 from fhir_server.storage import db
@@ -29,6 +31,7 @@ SCHEMA = {
     ),
     "anchoring": (journal_tables.journal, journal_tables.batches, journal_tables.proofs),
     "consent": (consent_tables.released_keys,),
+    "federation": (federation_links.share_links, federation_proxies.remote_patients),
 }
 
 

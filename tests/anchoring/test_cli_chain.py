@@ -13,7 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from anchoring.devchain import anvil_available, rpc_ready
-from anchoring.node_chain import NodeChain, load_deployment, start_dev_chain
+from anchoring.node_chain import (
+    NodeChain,
+    load_deployment,
+    open_shared_dev_chain,
+    start_dev_chain,
+)
 from fhir_server.cli import main
 from tests.smart_tokens import authorize, backend_token
 
@@ -101,12 +106,14 @@ def test_chain_dev_persists_state_and_stops(tmp_path: Path) -> None:
             proc.wait(10)
     assert not rpc_ready(url)  # anvil stopped with the command
     assert (data / "chain" / "anvil-state.json").is_file()
-    key = data / "keys" / "chain.key"
-    assert oct(key.stat().st_mode & 0o777) == "0o600"
     deployment = load_deployment(data)
-    # a restart adopts the persisted deployment (no redeploy)
-    again = NodeChain(data, "dev").open()
+    # a restart keeps the deployment; a node pointed at the chain finds it, no flags
+    dev, again = open_shared_dev_chain(data)
     try:
-        assert again.deployment.anchor_registry == deployment["anchor_registry"]
+        assert again.anchor_registry == deployment["anchor_registry"]
+        node = NodeChain(tmp_path / "node", dev.url, country="TW").open()
+        assert node.deployment == again
+        assert node.client().authorities() == []  # open: the first join founds it
+        assert oct((tmp_path / "node" / "keys" / "chain.key").stat().st_mode & 0o777) == "0o600"
     finally:
-        again.close()
+        dev.stop()

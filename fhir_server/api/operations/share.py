@@ -21,6 +21,7 @@ from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
 from fhir_server.api.http import base_url, fhir_response, read_json_body
 from fhir_server.api.operations.base import blueprint, node, who
+from fhir_server.node_federation import ShareLinks
 from fhir_server.operations import share as core
 
 bp = blueprint("share")
@@ -44,6 +45,7 @@ def patient_share(patient_id: str):
             current, current_app.config.get("PHRX_NODE_PUBLIC_KEY")
         ),
         disclosure=lambda refs, country: audit.disclosure(refs, patient_id, country, **actor),
+        links=ShareLinks(current.federation, base_url()) if current.federation else None,
     )
     hook = current.consent
     if hasattr(hook, "consent_changed"):

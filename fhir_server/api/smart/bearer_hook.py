@@ -1,6 +1,7 @@
 """The resource server's ``before_request`` hook: every ``/fhir/*`` request carries a
 valid bearer token (RFC 6750), except the CapabilityStatement, ``.well-known/*``,
-the authorization server's own ``/fhir/auth/*`` endpoints and CORS preflights.
+the authorization server's own ``/fhir/auth/*`` endpoints, share-link manifests
+(``/fhir/shl/*``, which decide their holder themselves) and CORS preflights.
 
 The verified :class:`~fhir_server.smart.access.AccessContext` is left on
 ``flask.g.access`` for the route handlers to call ``g.access.require(...)``.
@@ -17,7 +18,8 @@ from fhir_server.api.smart.blueprint import EXTENSION
 
 FHIR_PREFIX = "/fhir"
 PUBLIC_PATHS = ("/fhir/metadata",)
-PUBLIC_PREFIXES = ("/fhir/.well-known/", "/fhir/auth/")
+# /fhir/shl/: share-link manifests (fhir_server/api/federation.py checks the holder)
+PUBLIC_PREFIXES = ("/fhir/.well-known/", "/fhir/auth/", "/fhir/shl/")
 
 
 def is_public(path: str) -> bool:

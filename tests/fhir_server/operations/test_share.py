@@ -44,8 +44,12 @@ def test_parameters_defaults_and_errors():
         share.parse_parameters(params({"name": "access", "valueCode": "all"}))
     with pytest.raises(BadRequest):
         share.parse_parameters(params({"name": "class", "valueCode": "NotAType"}))
+    with pytest.raises(BadRequest):  # no recipient and no link
+        share.parse_parameters(
+            params({"name": "period", "valuePeriod": {}}, {"name": "link", "valueBoolean": False})
+        )
     with pytest.raises(BadRequest):
-        share.parse_parameters(params({"name": "period", "valuePeriod": {}}))  # no recipient
+        share.parse_parameters(params({"name": "link", "valueString": "yes"}))
     with pytest.raises(BadRequest):
         share.parse_parameters({"resourceType": "Patient"})
 

@@ -1,0 +1,115 @@
+"""Country nodes on one shared chain, each on its own loopback address, joined into a
+federation by vote: what ``phrx demo`` runs and what the federation tests stand on.
+
+Each node is a full node (its own data dir, SQLite store, keys and SMART server)
+served in this process on ``127.0.0.N`` (its own "host"); the chain is one anvil
+(``phrx chain dev``). Joining follows the AuthorityRegistry's rules: the first node
+founds the open registry, each next one asks to join and the current authorities
+vote until more than 2/3 of them agreed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fhir_server.serving import ThreadedServer
+
+HOSTS = {"TW": "127.0.0.2", "PH": "127.0.0.3", "TH": "127.0.0.4"}
+
+
+@dataclass
+class CountryNode:
+    country: str
+    node: object
+    app: object
+    server: ThreadedServer
+    base: str
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.server.stop()
+        with contextlib.suppress(Exception):
+            self.node.close()
+
+
+class Network:
+    def __init__(self, root: Path, countries=("TW", "PH", "TH"), anchor_interval: float = 1.0):
+        self.root = Path(root)
+        self.countries = countries
+        self.anchor_interval = anchor_interval
+        self.dev = None
+        self.nodes: dict[str, CountryNode] = {}
+
+    def start(self) -> Network:
+        from anchoring.node_chain import open_shared_dev_chain
+
+        try:
+            self.dev, _ = open_shared_dev_chain(self.root / "chain")
+            for country in self.countries:
+                self.nodes[country] = self._start_node(country)
+                self.join(country)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @property
+    def chain_url(self) -> str:
+        return self.dev.url
+
+    def _start_node(self, country: str) -> CountryNode:
+        from fhir_server.app import create_app
+        from fhir_server.node import Node, NodeConfig
+
+        data_dir = self.root / country.lower()
+        config = NodeConfig(
+            data_dir=data_dir,
+            chain=self.dev.url,
+            anchor_interval=self.anchor_interval,
+            anchor_country=country,
+        )
+        node = Node(config)
+        try:
+            app = create_app({"NODE": node})
+            server = ThreadedServer(app, host=HOSTS.get(country, "127.0.0.1")).start()
+        except BaseException:
+            node.close()
+            raise
+        base = f"http://{HOSTS.get(country, '127.0.0.1')}:{server.port}/fhir"
+        return CountryNode(country, node, app, server, base)
+
+    def join(self, country: str) -> None:
+        """``country`` asks to join; the authorities vote until it is admitted."""
+        member = self.nodes[country]
+        federation = member.node.federation
+        client = member.node.anchoring.chain.client()
+        reg = federation.registration(member.base)
+        request = client.request_join(
+            country, reg["fhir_base_url"], reg["signing_jwk"], reg["encryption_key"]
+        )
+        admitted = request.executed
+        for other in self.nodes.values():
+            if admitted or other.country == country:
+                continue
+            voter = other.node.anchoring.chain.client()
+            if voter.address in {a.address for a in voter.authorities()}:
+                admitted = voter.vote(request.proposal_id).executed
+        if not admitted:
+            raise RuntimeError(f"{country} was not admitted: {request.proposal_id} pending")
+
+    def authorities(self) -> list:
+        first = next(iter(self.nodes.values()))
+        return first.node.anchoring.chain.client().authorities()
+
+    def close(self) -> None:
+        for member in self.nodes.values():
+            member.close()
+        if self.dev is not None:
+            self.dev.stop()
+            self.dev = None
+
+    def describe(self) -> str:
+        return json.dumps({c: m.base for c, m in self.nodes.items()})

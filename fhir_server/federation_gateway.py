@@ -1,0 +1,366 @@
+"""The reading node's gateway (Flask-free): a clinician here works on a patient whose
+records stay at their home node, through a proxy Patient (:mod:`federation.proxies`).
+
+* :func:`receive_share` -- redeem a SMART Health Link at the home node (with this
+  node's assertion for the clinician), check what it holds against the chain, and
+  make (or reuse) the proxy;
+* :func:`search`, :func:`everything`, :func:`summary`, :func:`read_patient` -- fetch
+  from the home node naming the Consent, as the clinician; the home node decides by
+  its patient's Consent and audits the disclosure; every resource is then verified
+  here against the chain (:mod:`federation.verify`): what verified is served, tagged
+  ``verified``; what did not is withheld and named in an OperationOutcome entry
+  (``search.mode = outcome``);
+* :func:`write_back` -- forward a new record to the home node, which stores, anchors
+  and audits it; its answer (201 and the home Location, or the refusal) passes back.
+
+Nothing of the patient's record is kept here: each read goes to the home node, so a
+revocation there takes effect on the very next read.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from anchoring.provenance import version_key_of, version_reference
+from federation import shlink
+from federation.assertion import actor_claim
+from federation.client import WRITE_BACK_TYPES, WRITE_SCOPE
+from federation.errors import LinkError, RemoteRefused
+from federation.proxies import RemotePatient
+from federation.verify import proofs_by_target, verify_resource
+from fhir_server.errors import BadRequest, NotFound, upstream
+
+VERIFIED_SYSTEM = "https://phrx.example.org/fhir/CodeSystem/cross-border-verification"
+HOME_NODE_EXT = "https://phrx.example.org/fhir/StructureDefinition/home-node"
+PROVENANCE_PARAM = "_anchor-provenance"
+MAX_PAGES = 50
+FHIR_JSON = "application/fhir+json"
+# search-set controls the gateway passes to the home node as they are
+PASSED_CONTROLS = ("_count", "_sort", "_lastUpdated", "_id", "code", "date", "status", "category")
+
+
+@dataclass(frozen=True)
+class Clinician:
+    """The clinician at this node the gateway acts for."""
+
+    fhir_user: str  # Practitioner/x
+    identifiers: tuple[tuple[str, str], ...]
+    display: str | None
+    base_url: str
+
+    def actor(self, purpose: str = "TREAT", consent: str | None = None) -> dict:
+        return actor_claim(
+            list(self.identifiers),
+            reference=f"{self.base_url}/{self.fhir_user}",
+            display=self.display,
+            purpose=purpose,
+            consent=consent,
+        )
+
+
+# -- redeeming a share link --------------------------------------------------------
+def receive_share(federation, clinician: Clinician, link_text: str, passcode: str | None):
+    """(proxy, home Patient, Consent) for a share link handed to ``clinician``."""
+    try:
+        link = shlink.decode(link_text)
+    except LinkError as error:
+        raise BadRequest(str(error)) from None
+    home = federation.trust.for_url(link.url)  # a host off the trust list is never called
+    if link.exp is not None and link.exp <= time.time():
+        raise NotFound("This share link has expired.")
+    if link.needs_passcode and not passcode:
+        raise BadRequest("This share link needs its passcode.")
+    body = {"recipient": clinician.display or clinician.fhir_user}
+    if passcode:
+        body["passcode"] = passcode
+    manifest = federation.client.fhir("POST", link.url, actor=clinician.actor(), json=body)
+    files = manifest.get("files") if isinstance(manifest.get("files"), list) else []
+    found = [_open_file(federation, link, f) for f in files[:10] if isinstance(f, dict)]
+    ips = next((r for r in found if r.get("resourceType") == "Bundle"), None)
+    consent = next((r for r in found if r.get("resourceType") == "Consent"), None)
+    patient = _patient_of(ips)
+    if patient is None or consent is None or not isinstance(consent.get("id"), str):
+        raise upstream("The share link's manifest holds no summary and Consent.", 502, "invalid")
+    end = _consent_end(consent)
+    proxy = federation.proxies.add(
+        home_country=home.country,
+        home_base=home.fhir_base_url.rstrip("/"),
+        home_patient=patient["id"],
+        consent=consent["id"],
+        holder=clinician.fhir_user,
+        expires_s=end,
+    )
+    return proxy, patient, consent
+
+
+def _open_file(federation, link, entry: dict) -> dict:
+    token = entry.get("embedded")
+    if token is None and isinstance(entry.get("location"), str):
+        found = federation.client.call("GET", entry["location"], actor=None)
+        token = found.text if found.status_code == 200 else None
+    if not isinstance(token, str):
+        return {}
+    try:
+        from fhir_server import fastjson
+
+        parsed = fastjson.parse(shlink.decrypt(link.key, token))
+    except (LinkError, ValueError):
+        raise upstream("A share link file does not decrypt with its key.", 502, "invalid") from None
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _patient_of(bundle: dict | None) -> dict | None:
+    for entry in (bundle or {}).get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+            return resource if isinstance(resource.get("id"), str) else None
+    return None
+
+
+def _consent_end(consent: dict) -> int | None:
+    from consent.provisions import time_range
+
+    window = time_range((consent.get("provision") or {}).get("period") or {})
+    if window is None or window[1].year >= 9999:
+        return None
+    return int(window[1].timestamp())
+
+
+# -- reads -------------------------------------------------------------------------
+def check_proxy(proxy: RemotePatient | None, fhir_user: str | None) -> RemotePatient:
+    """The proxy, for the clinician who received it only (404 for anyone else, as for
+    a patient that does not exist); 403 once its Consent period ended."""
+    if proxy is None or proxy.holder != fhir_user:
+        raise NotFound("Patient not found.")
+    if proxy.expires_s is not None and proxy.expires_s <= time.time():
+        raise upstream("The Consent this patient was shared under has ended.", 403, "forbidden")
+    return proxy
+
+
+def search(federation, proxy, clinician, res_type: str, params: list[tuple[str, str]]) -> dict:
+    query = [("patient", proxy.home_patient), (PROVENANCE_PARAM, "true")]
+    query += [(k, v) for k, v in params if k in PASSED_CONTROLS]
+    url = f"{proxy.home_base}/{res_type}"
+    return _verified_searchset(federation, proxy, clinician, url, query)
+
+
+def everything(federation, proxy, clinician) -> dict:
+    url = f"{proxy.home_base}/Patient/{proxy.home_patient}/$everything"
+    return _verified_searchset(federation, proxy, clinician, url, [(PROVENANCE_PARAM, "true")])
+
+
+def _fetch_all(federation, proxy, clinician, url: str, query) -> list[dict]:
+    actor = clinician.actor(consent=proxy.consent)
+    entries: list[dict] = []
+    page = federation.client.fhir("GET", url, actor=actor, params=query)
+    for _ in range(MAX_PAGES):
+        entries += [e for e in page.get("entry") or [] if isinstance(e, dict)]
+        following = next(
+            (link.get("url") for link in page.get("link") or [] if link.get("relation") == "next"),
+            None,
+        )
+        if not isinstance(following, str):
+            break
+        page = federation.client.fhir("GET", following, actor=actor)
+    return entries
+
+
+def _verified_searchset(federation, proxy, clinician, url, query) -> dict:
+    entries = _fetch_all(federation, proxy, clinician, url, query)
+    resources = [e.get("resource") for e in entries if isinstance(e.get("resource"), dict)]
+    proofs = proofs_by_target(resources)
+    out, withheld = [], []
+    for entry in entries:
+        resource = entry.get("resource")
+        if not isinstance(resource, dict) or resource.get("resourceType") in (
+            "OperationOutcome",
+            "Provenance",
+        ):
+            continue
+        checked = _check(federation, proxy, resource, proofs)
+        if checked is None:
+            withheld.append(resource)
+            continue
+        fresh = dict(entry)
+        fresh["resource"] = checked
+        fresh["fullUrl"] = f"{proxy.home_base}/{resource['resourceType']}/{resource.get('id')}"
+        out.append(fresh)
+    bundle = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "searchset",
+        "total": sum(1 for e in out if (e.get("search") or {}).get("mode", "match") == "match"),
+        "entry": out,
+    }
+    if withheld:
+        bundle["entry"].append(_withheld_entry(withheld, proxy))
+    return bundle
+
+
+def _check(federation, proxy, resource: dict, proofs: dict) -> dict | None:
+    """``resource`` tagged verified, or None when it does not verify here."""
+    key = version_key_of(resource)
+    proof = proofs.get(version_reference(*key)) if key else None
+    result = verify_resource(resource, proof, federation.reader, proxy.home_country)
+    if not result.result:
+        resource["_phrx_withheld_reason"] = result.reason or "not verified"
+        return None
+    tagged = dict(resource)
+    meta = dict(tagged.get("meta") or {})
+    tag = {
+        "system": VERIFIED_SYSTEM,
+        "code": "verified",
+        "display": f"verified on chain: block {result.block_number}, anchored by {result.country}",
+    }
+    meta["tag"] = [*(meta.get("tag") or []), tag]
+    tagged["meta"] = meta
+    return tagged
+
+
+def _withheld_entry(withheld: list[dict], proxy) -> dict:
+    issues = []
+    for resource in withheld[:100]:
+        reason = resource.pop("_phrx_withheld_reason", "not verified")
+        where = f"{resource.get('resourceType')}/{resource.get('id')}"
+        issues.append(
+            {
+                "severity": "warning",
+                "code": "security",
+                "diagnostics": f"{where} from {proxy.home_country} withheld: {reason}",
+            }
+        )
+    outcome = {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), "issue": issues}
+    return {"resource": outcome, "search": {"mode": "outcome"}}
+
+
+def read_patient(federation, proxy, clinician) -> dict:
+    """The proxy Patient: the home node's Patient as released and verified, under the
+    proxy id, with a link to the home record and the home node named."""
+    bundle = _verified_searchset(
+        federation,
+        proxy,
+        clinician,
+        f"{proxy.home_base}/Patient",
+        [("_id", proxy.home_patient), (PROVENANCE_PARAM, "true")],
+    )
+    found = [
+        e["resource"]
+        for e in bundle["entry"]
+        if (e.get("resource") or {}).get("resourceType") == "Patient"
+    ]
+    if not found:
+        raise upstream(
+            f"The home node {proxy.home_country} released no verifiable Patient.", 403, "forbidden"
+        )
+    patient = dict(found[0])
+    patient["id"] = proxy.proxy_id
+    home_url = f"{proxy.home_base}/Patient/{proxy.home_patient}"
+    patient["link"] = [{"other": {"reference": home_url}, "type": "seealso"}]
+    patient["extension"] = [
+        *(patient.get("extension") or []),
+        {"url": HOME_NODE_EXT, "valueCode": proxy.home_country},
+    ]
+    return patient
+
+
+def summary(federation, proxy, clinician) -> dict:
+    """The home node's IPS document, each entry verified against the chain with the
+    proofs of ``$everything``; what fails is removed (and its section reference)."""
+    actor = clinician.actor(consent=proxy.consent)
+    url = f"{proxy.home_base}/Patient/{proxy.home_patient}/$summary"
+    document = federation.client.fhir("GET", url, actor=actor)
+    proofs = proofs_by_target(
+        [
+            e.get("resource")
+            for e in _fetch_all(
+                federation,
+                proxy,
+                clinician,
+                f"{proxy.home_base}/Patient/{proxy.home_patient}/$everything",
+                [(PROVENANCE_PARAM, "true")],
+            )
+            if isinstance(e.get("resource"), dict)
+        ]
+    )
+    kept, withheld, dropped = [], [], set()
+    for index, entry in enumerate(document.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            continue
+        if index == 0 or resource.get("resourceType") in ("Composition", "Device"):
+            kept.append(entry)  # assembled for this response: nothing stored to verify
+            continue
+        checked = _check(federation, proxy, resource, proofs)
+        if checked is None:
+            withheld.append(resource)
+            dropped.add(f"{resource.get('resourceType')}/{resource.get('id')}")
+            continue
+        kept.append({**entry, "resource": checked})
+    if dropped and kept and kept[0]["resource"].get("resourceType") == "Composition":
+        _drop_section_entries(kept[0]["resource"], dropped)
+    document = {**document, "entry": kept}
+    if withheld:
+        outcome = _withheld_entry(withheld, proxy)
+        outcome.pop("search")
+        outcome["fullUrl"] = f"urn:uuid:{outcome['resource']['id']}"
+        document["entry"].append(outcome)
+    return document
+
+
+def _drop_section_entries(composition: dict, dropped: set[str]) -> None:
+    for section in composition.get("section") or []:
+        refs = section.get("entry") or []
+        kept = [r for r in refs if _relative(r.get("reference", "")) not in dropped]
+        if len(kept) != len(refs):
+            section["entry"] = kept
+            if not kept:
+                section.pop("entry")
+                section["emptyReason"] = {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                            "code": "withheld",
+                        }
+                    ]
+                }
+
+
+def _relative(reference: str) -> str:
+    parts = urlsplit(reference).path.rstrip("/").split("/")
+    return "/".join(parts[-2:])
+
+
+# -- write-back --------------------------------------------------------------------
+def write_back(federation, proxy, clinician, res_type: str, resource: dict):
+    """(status, Location, body) of the home node's answer to the new record."""
+    if res_type not in WRITE_BACK_TYPES:
+        raise upstream(
+            f"Only {', '.join(WRITE_BACK_TYPES)} are written back to a home node.",
+            405,
+            "not-supported",
+        )
+    body = dict(resource)
+    body["subject"] = {"reference": f"Patient/{proxy.home_patient}"}
+    actor = clinician.actor(consent=proxy.consent)
+    response = federation.client.call(
+        "POST",
+        f"{proxy.home_base}/{res_type}",
+        actor=actor,
+        scope=WRITE_SCOPE,
+        json=body,
+        headers={"Content-Type": FHIR_JSON, "Prefer": "return=representation"},
+    )
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    if response.status_code >= 400:
+        raise RemoteRefused(
+            f"the home node {proxy.home_country} refused the record (HTTP {response.status_code})",
+            response.status_code,
+            answer,
+        )
+    return response.status_code, response.headers.get("Location"), answer
