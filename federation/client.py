@@ -115,7 +115,9 @@ class NodeClient:
             token = self.token(node, actor, scope, fresh=attempt == 1)
             headers["Authorization"] = f"Bearer {token}"
             response = self._send(node, method, url, headers=headers, **kwargs)
-            if response.status_code != 401:
+            # only a bearer challenge asks for a new token; a share link's manifest
+            # answers a wrong passcode with a bare 401, and a retry would spend a try
+            if response.status_code != 401 or "WWW-Authenticate" not in response.headers:
                 return response
         return response
 
@@ -146,4 +148,6 @@ def _json(response: requests.Response, node: TrustedNode) -> dict:
 def _diagnostics(body: dict, node: TrustedNode, status: int) -> str:
     issues = body.get("issue") if isinstance(body.get("issue"), list) else []
     said = "; ".join(str(i.get("diagnostics")) for i in issues[:2] if isinstance(i, dict))
+    if isinstance(body.get("remainingAttempts"), int):  # a share link's wrong passcode
+        said = f"wrong passcode, {body['remainingAttempts']} attempt(s) left"
     return f"the home node {node.country} answered {status}" + (f": {said}" if said else "")

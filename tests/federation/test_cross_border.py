@@ -61,7 +61,7 @@ def test_three_countries_joined_by_vote(network):
 
 def test_share_read_verify_write_back(network):
     tw, ph = network.nodes["TW"], network.nodes["PH"]
-    patient_id, lin, doctor = _people(network)
+    patient_id, lin, doctor = _people_once(network)
     shared = lin.post(
         f"{tw.base}/Patient/{patient_id}/$share",
         json={
@@ -106,3 +106,120 @@ def test_share_read_verify_write_back(network):
     )
     assert written.status_code == 201, written.text
     assert written.headers["Location"].startswith(tw.base)
+
+
+def _share(lin, tw, patient_id, *extra):
+    answer = lin.post(
+        f"{tw.base}/Patient/{patient_id}/$share",
+        json={"resourceType": "Parameters", "parameter": list(extra)},
+    )
+    assert answer.status_code == 201, answer.text
+    return {p["name"]: p for p in answer.json()["parameter"]}
+
+
+def _receive(doctor, ph, link, passcode=None):
+    params = [{"name": "link", "valueString": link}]
+    if passcode:
+        params.append({"name": "passcode", "valueString": passcode})
+    return doctor.post(
+        f"{ph.base}/$receive-share", json={"resourceType": "Parameters", "parameter": params}
+    )
+
+
+SANTOS = {"name": "recipient", "valueIdentifier": {"system": PRC, "value": "0123456"}}
+AT_PH = {"name": "recipientNode", "valueCode": "PH"}
+
+
+def test_revocation_cuts_the_next_read_and_a_th_doctor_is_refused(network):
+    tw, ph, th = network.nodes["TW"], network.nodes["PH"], network.nodes["TH"]
+    patient_id, lin, doctor = _people_once(network)
+    shared = _share(lin, tw, patient_id, SANTOS, AT_PH)
+    received = _receive(doctor, ph, shared["link"]["valueString"])
+    proxy = received.json()["parameter"][0]["valueReference"]["reference"].split("/")[1]
+    assert doctor.get(f"{ph.base}/Condition", params={"patient": proxy}).status_code == 200
+    # the same link redeemed by a TH doctor: TW's Consent names the PH doctor only
+    operator_th = _session(_token(th, "system/*.cruds"))
+    operator_th.put(
+        f"{th.base}/Practitioner/dr-chai",
+        json={
+            "resourceType": "Practitioner",
+            "id": "dr-chai",
+            "identifier": [{"system": "https://tmc.or.th/license", "value": "TH-77"}],
+        },
+    ).raise_for_status()
+    th.app.extensions["phrx.smart"].service.users.add(
+        "dr-chai", "practitioner", "Practitioner/dr-chai", "pw-chai-123456"
+    )
+    chai = _session(_token(th, "user/*.cruds openid fhirUser", "dr-chai"))
+    refused = _receive(chai, th, shared["link"]["valueString"])
+    assert refused.status_code == 403, refused.text
+    # another PH user cannot use the PH doctor's proxy
+    assert chai.get(f"{th.base}/Patient/{proxy}").status_code == 404
+    revoked = lin.post(
+        f"{tw.base}/Patient/{patient_id}/$share",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [
+                SANTOS,  # every share with the PH doctor (the first test's too)
+                AT_PH,
+                {"name": "revoke", "valueBoolean": True},
+            ],
+        },
+    )
+    assert revoked.status_code == 200, revoked.text
+    after = doctor.get(f"{ph.base}/Condition", params={"patient": proxy})
+    assert after.status_code == 403, after.text
+    again = _receive(doctor, ph, shared["link"]["valueString"])
+    assert again.status_code == 404  # a revoked link answers 404, nothing else
+
+
+def test_passcode_cap_kills_the_link(network):
+    tw, ph = network.nodes["TW"], network.nodes["PH"]
+    patient_id, lin, doctor = _people_once(network)
+    shared = _share(lin, tw, patient_id, SANTOS, AT_PH, {"name": "passcode", "valueString": "4711"})
+    link = shared["link"]["valueString"]
+    from federation import shlink
+
+    assert shlink.decode(link).flag == "P"
+    for _ in range(5):
+        wrong = _receive(doctor, ph, link, "0000")
+        assert wrong.status_code == 401, wrong.text
+        assert "attempt(s) left" in wrong.text
+    assert _receive(doctor, ph, link, "4711").status_code == 404  # dead for good
+
+
+def test_anyone_link_opens_in_a_plain_shl_viewer(network):
+    tw = network.nodes["TW"]
+    patient_id, lin, _ = _people_once(network)
+    shared = _share(lin, tw, patient_id)  # no recipient: whoever the link reaches
+    from federation import shlink
+
+    link = shlink.decode(shared["link"]["valueString"])
+    assert shared["qr"]["valueAttachment"]["contentType"] == "image/png"
+    manifest = requests.post(link.url, json={"recipient": "Viewer test"}, timeout=30)
+    assert manifest.status_code == 200, manifest.text
+    files = manifest.json()["files"]
+    ips = json_of(shlink.decrypt(link.key, files[0]["embedded"]))
+    assert ips["type"] == "document"
+    assert ips["entry"][0]["resource"]["resourceType"] == "Composition"
+    # a forged link naming a host off the trust list is never called by PH
+    forged = shlink.ShareLink("http://127.0.0.9:9/fhir/shl/abc", link.key).encode()
+    ph, doctor = network.nodes["PH"], _people_once(network)[2]
+    answer = _receive(doctor, ph, forged)
+    assert answer.status_code == 403 and "trust list" in answer.text
+
+
+def json_of(raw: bytes) -> dict:
+    import json
+
+    return json.loads(raw)
+
+
+_CACHE: dict = {}
+
+
+def _people_once(network):
+    if "people" not in _CACHE or _CACHE.get("net") is not network:
+        _CACHE["net"] = network
+        _CACHE["people"] = _people(network)
+    return _CACHE["people"]
