@@ -31,8 +31,9 @@ from pathlib import Path
 import rlp
 from eth_account import Account
 from eth_keys import keys as eth_keys
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
+from anchoring.chain import create_address
 from anchoring.node_chain import write_private
 
 MIX_HASH_QBFT = "0x63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365"
@@ -52,12 +53,6 @@ def decode_extra_data(extra: bytes) -> list[str]:
     if len(vanity) != 32:
         raise ValueError("QBFT extraData vanity must be 32 bytes")
     return [to_checksum_address(v) for v in validators]
-
-
-def create_address(sender: str, nonce: int) -> str:
-    """Address of the contract ``sender`` creates with ``nonce`` (CREATE)."""
-    raw = rlp.encode([bytes.fromhex(sender.removeprefix("0x")), nonce])
-    return to_checksum_address(keccak(raw)[12:])
 
 
 def _new_key() -> tuple[str, str, str]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import function_signature_to_4byte_selector
+import rlp
+from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.logs import DISCARD
 from web3.middleware import ExtraDataToPOAMiddleware
@@ -68,6 +69,12 @@ class ProposalResult:
     proposal_id: int
     tx_hash: bytes
     executed: bool
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """Address of the contract ``sender`` creates with ``nonce`` (CREATE)."""
+    raw = rlp.encode([bytes.fromhex(sender.removeprefix("0x")), nonce])
+    return to_checksum_address(keccak(raw)[12:])
 
 
 _KINDS = ("add", "remove", "update")

@@ -39,6 +39,7 @@ from anchoring.chain import (
     ChainError,
     Deployment,
     SendPolicy,
+    create_address,
 )
 from anchoring.devchain import DevChain, DevChainError
 
@@ -109,8 +110,6 @@ def dev_deployment(w3: Web3) -> Deployment | None:
     pointed at the chain finds them at these addresses with no further flags."""
     if w3.eth.chain_id != ANVIL_CHAIN_ID:
         return None
-    from anchoring.besu import create_address
-
     dev = Account.from_key(ANVIL_DEV_KEY).address
     registry, anchors = create_address(dev, 0), create_address(dev, 1)
     if not w3.eth.get_code(Web3.to_checksum_address(anchors)):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ def b64url(raw: bytes) -> str:
 
 
 def unb64url(text: str) -> bytes:
-    if not isinstance(text, str) or not text.isascii():
+    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9_-]*", text):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -88,7 +89,7 @@ def decode(text: str) -> ShareLink:
         raise LinkError("not a SMART Health Link (shlink:/...)")
     try:
         payload = json.loads(unb64url(text[at + len(PREFIX) :]))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise LinkError("the share link's payload is not base64url JSON") from None
     return _from_payload(payload)
 
@@ -116,7 +117,7 @@ def _from_payload(payload: object) -> ShareLink:
         raise LinkError("a share link cannot have both the U and P flags")
     if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL_CHARS):
         raise LinkError("the share link's label is not a string of at most 80 characters")
-    if version != 1:
+    if version != 1 or isinstance(version, bool) or not isinstance(version, int):
         raise LinkError("unsupported share link version")
     return ShareLink(url, raw_key, exp, flag, label)
 

@@ -43,10 +43,17 @@ class TrustedNode:
         return asked.path == base.path or asked.path.startswith(base.path + "/")
 
 
+MAX_JWK_CHARS = 8192
+
+
 def _jwk(text: str) -> dict | None:
+    """The registered signing JWK, or None when it is unusable (one authority's bad
+    key must not break the trust list of every node)."""
+    if not isinstance(text, str) or len(text) > MAX_JWK_CHARS:
+        return None
     try:
         found = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return found if isinstance(found, dict) and found.get("kty") in ("EC", "RSA") else None
 

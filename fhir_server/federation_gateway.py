@@ -267,24 +267,27 @@ def read_patient(federation, proxy, clinician) -> dict:
 
 
 def summary(federation, proxy, clinician) -> dict:
-    """The home node's IPS document, each entry verified against the chain with the
-    proofs of ``$everything``; what fails is removed (and its section reference)."""
+    """The home node's IPS document, each entry checked here: its stored version (from
+    ``$everything``, with proofs) must verify against the chain, and the entry may only
+    *omit* what that version holds (the summary drops references to resources outside
+    the document and sets meta and narrative) -- never add or change anything. What
+    fails is removed, with its section reference, and named in an OperationOutcome."""
     actor = clinician.actor(consent=proxy.consent)
     url = f"{proxy.home_base}/Patient/{proxy.home_patient}/$summary"
     document = federation.client.fhir("GET", url, actor=actor)
-    proofs = proofs_by_target(
-        [
-            e.get("resource")
-            for e in _fetch_all(
-                federation,
-                proxy,
-                clinician,
-                f"{proxy.home_base}/Patient/{proxy.home_patient}/$everything",
-                [(PROVENANCE_PARAM, "true")],
-            )
-            if isinstance(e.get("resource"), dict)
-        ]
-    )
+    stored = [
+        e.get("resource")
+        for e in _fetch_all(
+            federation,
+            proxy,
+            clinician,
+            f"{proxy.home_base}/Patient/{proxy.home_patient}/$everything",
+            [(PROVENANCE_PARAM, "true")],
+        )
+        if isinstance(e.get("resource"), dict)
+    ]
+    proofs = proofs_by_target(stored)
+    originals = {version_key_of(r): r for r in stored if version_key_of(r)}
     kept, withheld, dropped = [], [], set()
     for index, entry in enumerate(document.get("entry") or []):
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -293,7 +296,7 @@ def summary(federation, proxy, clinician) -> dict:
         if index == 0 or resource.get("resourceType") in ("Composition", "Device"):
             kept.append(entry)  # assembled for this response: nothing stored to verify
             continue
-        checked = _check(federation, proxy, resource, proofs)
+        checked = _check_summary_entry(federation, proxy, resource, originals, proofs)
         if checked is None:
             withheld.append(resource)
             dropped.add(f"{resource.get('resourceType')}/{resource.get('id')}")
@@ -308,6 +311,53 @@ def summary(federation, proxy, clinician) -> dict:
         outcome["fullUrl"] = f"urn:uuid:{outcome['resource']['id']}"
         document["entry"].append(outcome)
     return document
+
+
+def _check_summary_entry(federation, proxy, resource, originals, proofs) -> dict | None:
+    original = originals.get(version_key_of(resource))
+    if original is None:
+        resource["_phrx_withheld_reason"] = "not among the patient's anchored records"
+        return None
+    if _check(federation, proxy, dict(original), proofs) is None:
+        resource["_phrx_withheld_reason"] = original.get("_phrx_withheld_reason")
+        return None
+    if not _omits_only(_content(resource), _content(original)):
+        resource["_phrx_withheld_reason"] = "the summary's copy differs from the anchored record"
+        return None
+    found = _check(federation, proxy, dict(original), proofs)
+    meta = dict(resource.get("meta") or {})
+    meta["tag"] = (found or {}).get("meta", {}).get("tag", [])
+    return {**resource, "meta": meta}
+
+
+DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+
+def _content(resource: dict) -> dict:
+    """What a summary entry must not change: all but meta, narrative and the
+    data-absent-reason markers the IPS puts on required elements the record lacks."""
+    return {
+        k: v
+        for k, v in resource.items()
+        if k not in ("meta", "text") and not _absent_marker(k, v, resource)
+    }
+
+
+def _absent_marker(key: str, value, resource: dict) -> bool:
+    if not key.startswith("_") or key[1:] in resource or not isinstance(value, dict):
+        return False
+    extensions = value.get("extension") or []
+    return set(value) == {"extension"} and all(e.get("url") == DATA_ABSENT for e in extensions)
+
+
+def _omits_only(part, whole) -> bool:
+    """Whether ``part`` holds nothing that ``whole`` does not (elements or list items
+    may be missing; none added or changed)."""
+    if isinstance(part, dict) and isinstance(whole, dict):
+        return all(k in whole and _omits_only(v, whole[k]) for k, v in part.items())
+    if isinstance(part, list) and isinstance(whole, list):
+        return all(any(_omits_only(item, other) for other in whole) for item in part)
+    return part == whole
 
 
 def _drop_section_entries(composition: dict, dropped: set[str]) -> None:

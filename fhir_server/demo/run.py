@@ -46,6 +46,27 @@ def _open_node(data_dir: Path):
         return Node(NodeConfig(data_dir=data_dir)), "no chain"
 
 
+def _start_network(root: Path):
+    """(the three-country network, how it runs) or (None, why it could not start)."""
+    from fhir_server.demo.network import Network
+
+    try:
+        network = Network(root).start()
+    except Exception as error:  # no anvil, a loopback address refused, ...
+        return None, str(error)[:200]
+    return network, "one anvil chain"
+
+
+def _run_journey(network) -> int:
+    from fhir_server.demo.journey import Journey
+
+    print("\nAcross borders: three country nodes, each an authority on one chain")
+    for country, member in network.nodes.items():
+        print(f"  {country}  {member.base}")
+    print(f"  chain {network.chain_url} (anvil pid {network.dev.pid})\n", flush=True)
+    return Journey(network).run()
+
+
 def _listen(app, port: int):
     """The demo's HTTP server; a busy port is an OSError (one line from the CLI, after
     run_demo's cleanup) where werkzeug would print two lines and ``sys.exit(1)``."""
@@ -106,13 +127,13 @@ class StopSignals:
             raise KeyboardInterrupt(signal.Signals(self.pending).name)
 
 
-def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:
+def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:  # noqa: PLR0912, PLR0915
     from fhir_server.app import create_app
     from fhir_server.node import init_data_dir
     from fhir_server.serving import configure_logging
 
     signals = StopSignals().install()
-    temp = node = server = None
+    temp = node = server = network = None
     failures = 1
     try:
         with signals.held():
@@ -136,8 +157,17 @@ def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:
             flush=True,
         )
         failures = Scenario(base, DemoAdmin(app, base), data_dir / "phrx.sqlite3").run()
+        with signals.held():
+            network, started = _start_network(data_dir / "countries")
+        if network is not None:
+            failures += _run_journey(network)
+        else:
+            failures += 1
+            print(f"  [FAIL] three-country network: {started}")
         print(f"\n{'all steps behaved' if not failures else f'{failures} step(s) FAILED'}")
         if not exit_after and not failures:
+            for country, member in network.nodes.items():
+                print(f"{country} node   {member.base}  (log: {member.node.config.data_dir}/logs)")
             print("Serving until Ctrl-C …", flush=True)
             while True:
                 time.sleep(3600)
@@ -146,6 +176,8 @@ def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:
     finally:
         signals.holding = True  # a second stop must not cut the cleanup short
         try:
+            if network is not None:
+                network.close()
             if server is not None:
                 server.stop()
             if node is not None:

@@ -94,6 +94,14 @@ def test_share_read_verify_write_back(network):
     assert all(any(t["code"] == "verified" for t in c["meta"]["tag"]) for c in found)
     summary = doctor.get(f"{ph.base}/Patient/{proxy}/$summary")
     assert summary.status_code == 200, summary.text
+    kinds = [e["resource"]["resourceType"] for e in summary.json()["entry"]]
+    assert kinds[0] == "Composition" and "OperationOutcome" not in kinds, kinds
+    tagged = [
+        e["resource"]
+        for e in summary.json()["entry"]
+        if any(t.get("code") == "verified" for t in e["resource"].get("meta", {}).get("tag", []))
+    ]
+    assert {"Patient", "Condition", "MedicationRequest"} <= {r["resourceType"] for r in tagged}
     read = doctor.get(f"{ph.base}/Patient/{proxy}")
     assert read.status_code == 200 and read.json()["id"] == proxy
     written = doctor.post(
@@ -223,3 +231,15 @@ def _people_once(network):
         _CACHE["net"] = network
         _CACHE["people"] = _people(network)
     return _CACHE["people"]
+
+
+def test_the_demo_journey_behaves_on_a_fresh_network(tmp_path):
+    """The steps ``make demo`` runs across TW, PH and TH, as an automated test."""
+    from fhir_server.demo.journey import Journey
+    from fhir_server.demo.network import Network
+
+    net = Network(tmp_path / "journey").start()
+    try:
+        assert Journey(net).run() == 0
+    finally:
+        net.close()
