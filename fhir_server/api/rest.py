@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 
+from federation.assertion import country_of
+from federation.provenance import write_back_provenance
 from fhir_server import ids
 from fhir_server.access.decision import Interaction
 from fhir_server.api import guard
@@ -78,7 +80,24 @@ def create(res_type: str):
     body = {**body, "id": ids.new_id()}  # the server assigns ids on create
     with store().unit_of_work(prepare=[body], policy=policy) as writer:
         result = interactions.create(writer, body, criteria)
+        _record_write_back(writer, result)
     return _written(result)
+
+
+def _record_write_back(writer, result: Result) -> None:
+    """A record another country's node wrote for its clinician gets, in the same
+    transaction, a Provenance naming them, that node and its country (the node's
+    own record: not subject to the gateway's scopes)."""
+    access = g.get("access")
+    if result.status != 201 or access is None or country_of(access.client_id) is None:
+        return
+    written = result.written
+    target = f"{written.res_type}/{written.res_id}/_history/{written.version_id}"
+    subject = ((result.resource or {}).get("subject") or {}).get("reference")
+    patient = subject if isinstance(subject, str) and subject.startswith("Patient/") else None
+    provenance = write_back_provenance(target, access.context or {}, patient)
+    if provenance is not None:
+        writer.create(provenance, res_id=provenance["id"], checked=False)
 
 
 # Formatting parameters (search/query.py ignores them too): never criteria.

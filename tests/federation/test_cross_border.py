@@ -113,7 +113,70 @@ def test_share_read_verify_write_back(network):
         },
     )
     assert written.status_code == 201, written.text
-    assert written.headers["Location"].startswith(tw.base)
+    location = written.headers["Location"]
+    assert location.startswith(tw.base)
+    # at home: stored under the patient, with a Provenance naming the PH doctor and node
+    new_id = location.split("/Condition/")[1].split("/")[0]
+    stored = lin.get(f"{tw.base}/Condition/{new_id}")
+    assert stored.status_code == 200
+    assert stored.json()["subject"]["reference"] == f"Patient/{patient_id}"
+    provenance = lin.get(f"{tw.base}/Provenance", params={"target": f"Condition/{new_id}"})
+    agents = [
+        a
+        for e in provenance.json().get("entry", [])
+        if e["resource"]["resourceType"] == "Provenance" and "agent" in e["resource"]
+        for a in e["resource"]["agent"]
+        if a.get("onBehalfOf", {}).get("identifier", {}).get("value") == "PH"
+    ]
+    assert agents and agents[0]["who"]["identifier"] == {"system": PRC, "value": "0123456"}
+    from fhir_server.validation import validate_resource
+
+    validate_resource(
+        next(
+            e["resource"]
+            for e in provenance.json()["entry"]
+            if "agent" in e["resource"] and e["resource"]["agent"][0].get("onBehalfOf")
+        )
+    )
+
+
+def test_write_back_without_write_permission_stores_nothing(network):
+    tw, ph = network.nodes["TW"], network.nodes["PH"]
+    patient_id, lin, doctor = _people_once(network)
+    _revoke_all(lin, tw, patient_id)  # earlier tests' read-write shares
+    shared = _share(lin, tw, patient_id, SANTOS, AT_PH, {"name": "access", "valueCode": "read"})
+    proxy = _receive(doctor, ph, shared["link"]["valueString"]).json()["parameter"][0]
+    proxy = proxy["valueReference"]["reference"].split("/")[1]
+    operator = _session(_token(tw, "system/*.cruds"))
+    before = operator.get(
+        f"{tw.base}/Condition", params={"patient": patient_id, "_summary": "count"}
+    )
+    refused = doctor.post(
+        f"{ph.base}/Condition",
+        json={
+            "resourceType": "Condition",
+            "code": {"text": "x"},
+            "subject": {"reference": f"Patient/{proxy}"},
+        },
+    )
+    after = operator.get(
+        f"{tw.base}/Condition", params={"patient": patient_id, "_summary": "count"}
+    )
+    assert refused.status_code == 403, refused.text
+    assert after.json()["total"] == before.json()["total"]
+    # reading is still allowed under the read-only share
+    assert doctor.get(f"{ph.base}/Condition", params={"patient": proxy}).status_code == 200
+
+
+def _revoke_all(lin, tw, patient_id):
+    answer = lin.post(
+        f"{tw.base}/Patient/{patient_id}/$share",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [SANTOS, AT_PH, {"name": "revoke", "valueBoolean": True}],
+        },
+    )
+    assert answer.status_code in (200, 404), answer.text
 
 
 def _share(lin, tw, patient_id, *extra):
