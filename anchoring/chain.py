@@ -302,14 +302,13 @@ class ChainClient:
     def open_proposals(self) -> list[PendingProposal]:
         """Proposals not executed yet, with the votes that count now and those needed."""
         fns = self._gov()
-        needed = fns.quorum(fns.authorityCount().call()).call()
         out = []
         for pid in range(fns.proposalCount().call()):
             kind, executed, proposer, subject = fns.getProposal(pid).call()
             if executed:
                 continue
             account, country, url = subject[0], bytes(subject[1]).decode("ascii"), subject[2]
-            votes = fns.currentVotes(pid).call()
+            votes, needed = fns.currentVotes(pid).call(), fns.votesNeeded(pid).call()
             out.append(
                 PendingProposal(pid, _KINDS[kind], account, country, url, proposer, votes, needed)
             )

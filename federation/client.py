@@ -90,9 +90,10 @@ class NodeClient:
         body = _json(response, node)
         if response.status_code != 200 or not isinstance(body.get("access_token"), str):
             why = body.get("error_description") or body.get("error") or response.status_code
+            # whatever status the token endpoint chose, to this node's caller it means
+            # the home node does not (or no longer) accept this node: forbidden
             raise RemoteRefused(
-                f"the node {node.country} refused this node's assertion: {why}",
-                response.status_code if response.status_code >= 400 else 502,
+                f"the node {node.country} refused this node's assertion: {why}", 403
             )
         lifetime = body.get("expires_in") if isinstance(body.get("expires_in"), int) else 60
         with self._lock:

@@ -20,7 +20,7 @@ import json
 from federation import node_keys, shlink
 from federation.assertion import country_of
 from federation.client import WRITE_SCOPE, NodeClient
-from federation.errors import FederationError
+from federation.errors import FederationError, UntrustedNode
 from federation.links import LinkStore
 from federation.proxies import ProxyStore
 from federation.trust import TrustList
@@ -60,6 +60,22 @@ class NodeFederation:
             scope=WRITE_SCOPE,
             jwks={"keys": [trusted.signing_jwk]},
         )
+
+    def still_trusted(self, client_id: str) -> bool:
+        """Whether a token of ``client_id`` may still be used: every client that is no
+        other node's may; another node's only while it is on the trust list (voted
+        out: refused on its next call, not when its token expires). While the chain
+        is unreachable the trust list as last read decides."""
+        country = country_of(client_id)
+        if country is None:
+            return True
+        try:
+            self.trust.by_country(country)
+        except UntrustedNode:
+            return False
+        except FederationError:
+            return True  # chain unreachable: short-lived tokens already issued stand
+        return True
 
     def registration(self, base_url: str) -> dict:
         """What ``phrx federation join`` puts on chain for this node."""

@@ -102,11 +102,22 @@ contract AuthorityRegistry {
         return proposals[id];
     }
 
-    /// @notice Votes on `id` cast by accounts that are authorities now.
+    /// @notice Votes on `id` cast by accounts that are authorities now. On a removal the
+    ///         subject's own vote does not count: an authority cannot block its removal.
     function currentVotes(uint256 id) public view returns (uint256 count) {
+        address subject = proposals[id].kind == Kind.Remove ? proposals[id].subject.account : address(0);
         for (uint256 i = 0; i < members.length; i++) {
-            if (hasVoted[id][members[i]]) count++;
+            if (members[i] != subject && hasVoted[id][members[i]]) count++;
         }
+    }
+
+    /// @notice Votes `id` needs now: more than 2/3 of the current authorities (on a
+    ///         removal, of the authorities other than the subject).
+    function votesNeeded(uint256 id) public view returns (uint256) {
+        if (id >= proposals.length) revert UnknownProposal();
+        Proposal storage p = proposals[id];
+        bool subjectVotes = p.kind != Kind.Remove || memberSlot[p.subject.account] == 0;
+        return quorum(subjectVotes ? members.length : members.length - 1);
     }
 
     // ---- proposals (the proposer's vote is cast immediately) ------------------------
@@ -187,7 +198,7 @@ contract AuthorityRegistry {
     /// @notice Execute a proposal whose quorum was reached through a membership change.
     function execute(uint256 id) external onlyAuthority {
         Proposal storage p = _open(id);
-        if (currentVotes(id) < quorum(members.length)) revert QuorumNotReached();
+        if (currentVotes(id) < votesNeeded(id)) revert QuorumNotReached();
         _execute(id, p);
     }
 
@@ -213,7 +224,7 @@ contract AuthorityRegistry {
 
     function _tally(uint256 id, Proposal storage p) private {
         uint256 votes = currentVotes(id);
-        uint256 needed = quorum(members.length);
+        uint256 needed = votesNeeded(id);
         emit Voted(id, msg.sender, votes, needed);
         if (votes >= needed) _execute(id, p);
     }

@@ -30,6 +30,7 @@ from fhir_server import fastjson
 from fhir_server import federation_gateway as gateway
 from fhir_server.api.http import base_url, fhir_response, read_json_body
 from fhir_server.api.operations.base import blueprint, node, who
+from fhir_server.api.smart.bearer_hook import check_federated
 from fhir_server.errors import BadRequest, Forbidden, NotFound, from_federation
 from fhir_server.operations.share import SHARE_LINK_SYSTEM
 from fhir_server.smart import scopes
@@ -122,6 +123,7 @@ def _link_holder(link_id: str) -> AccessContext:
     if header:
         verifier = current_app.extensions["phrx.smart"].verifier
         caller = verifier.authenticate(header, audience=base_url())
+        check_federated(caller)
         client = caller.client_id
         identifiers += list(caller.context.get("actor_identifiers") or [])
         for name in ("actor_country", "actor_reference", "actor_display", "purpose_of_use"):

@@ -59,15 +59,25 @@ def test_last_authority_cannot_be_removed(clients: list[ChainClient]) -> None:
     with pytest.raises(ChainError, match="LastAuthority"):
         clients[0].propose_remove(clients[0].address)
     grow(clients, 2)
-    # Two pending removals: whichever executes second would empty the registry.
-    first = clients[0].propose_remove(clients[1].address).proposal_id
-    second = clients[1].propose_remove(clients[0].address).proposal_id
-    assert clients[1].vote(first).executed
+    # Of two, the one that stays is more than 2/3 of the others: it removes alone.
+    assert clients[0].propose_remove(clients[1].address).executed
     with pytest.raises(ChainError, match="NotAuthority"):
-        clients[1].vote(second)
+        clients[1].propose_remove(clients[0].address)
     with pytest.raises(ChainError, match="LastAuthority"):
-        clients[0].vote(second)
+        clients[0].propose_remove(clients[0].address)
     assert [a.address for a in clients[0].authorities()] == [clients[0].address]
+
+
+def test_an_authority_cannot_block_its_own_removal(clients: list[ChainClient]) -> None:
+    grow(clients, 3)  # removal of one: more than 2/3 of the other two, i.e. both
+    registry = clients[0]._authorities.functions
+    removal = clients[0].propose_remove(clients[2].address)
+    assert not removal.executed
+    assert registry.votesNeeded(removal.proposal_id).call() == 2
+    clients[2].vote(removal.proposal_id)  # the subject's vote does not count
+    assert registry.currentVotes(removal.proposal_id).call() == 1
+    assert clients[1].vote(removal.proposal_id).executed
+    assert clients[2].address not in {a.address for a in clients[0].authorities()}
 
 
 def test_removed_authority_votes_stop_counting(clients: list[ChainClient]) -> None:
@@ -93,7 +103,7 @@ def test_execute_after_shrink_reaches_quorum(clients: list[ChainClient]) -> None
     with pytest.raises(ChainError, match="QuorumNotReached"):
         clients[0].execute(pending)
     removal = clients[0].propose_remove(clients[4].address).proposal_id
-    for voter in (1, 2, 3):
+    for voter in (1, 2):  # 3 of the 4 others (clients[4]'s own vote would not count)
         clients[voter].vote(removal)
     assert len(clients[0].authorities()) == 4  # quorum 3: pending has enough now
     assert clients[3].execute(pending).executed
@@ -195,8 +205,7 @@ def test_duplicate_root_is_harmless_and_first_record_stands(clients: list[ChainC
 def test_removed_authority_can_no_longer_anchor(clients: list[ChainClient]) -> None:
     grow(clients, 2)
     clients[1].anchor(ROOT, 1, BATCH)
-    removal = clients[0].propose_remove(clients[1].address).proposal_id
-    assert clients[1].vote(removal).executed
+    assert clients[0].propose_remove(clients[1].address).executed
     with pytest.raises(ChainError, match="NotAuthority"):
         clients[1].anchor(b"\x02" * 32, 1, BATCH)
     old = clients[0].lookup(ROOT)

@@ -15,6 +15,7 @@ from flask import current_app, g, request
 from fhir_server.api.http import base_url
 from fhir_server.api.operations.definitions import is_public_read
 from fhir_server.api.smart.blueprint import EXTENSION
+from fhir_server.errors import Unauthorized
 
 FHIR_PREFIX = "/fhir"
 PUBLIC_PATHS = ("/fhir/metadata",)
@@ -38,3 +39,15 @@ def authenticate_request() -> None:
         return
     verifier = current_app.extensions[EXTENSION].verifier
     g.access = verifier.authenticate(request.headers.get("Authorization"), audience=base_url())
+    check_federated(g.access)
+
+
+def check_federated(access) -> None:
+    """A token another country's node holds is refused once that node left the trust
+    list (voted out), even before it expires."""
+    federation = getattr(current_app.extensions["phrx.node"], "federation", None)
+    if federation is not None and not federation.still_trusted(access.client_id):
+        raise Unauthorized(
+            "The calling node is no longer on the federation's trust list.",
+            headers={"WWW-Authenticate": 'Bearer realm="phrx", error="invalid_token"'},
+        )
