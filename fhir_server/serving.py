@@ -9,7 +9,7 @@ import socket
 import threading
 from pathlib import Path
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 
 def check_loopback(host: str) -> str | None:
@@ -85,11 +85,28 @@ def serve_gunicorn(app_factory, host: str, port: int, workers: int, threads: int
     _App().run()
 
 
-class ThreadedServer:
-    """A WSGI server in a background thread (demo and tests), stopped by ``stop()``."""
+def _request_handler(log_file: Path):
+    """werkzeug's request handler with its request log in ``log_file`` (plain text)
+    instead of stderr (with colour codes)."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
-        self.server = make_server(host, port, app, threaded=True)
+    class FileLoggingHandler(WSGIRequestHandler):
+        def log(self, type: str, message: str, *args) -> None:
+            line = f"{self.address_string()} [{self.log_date_time_string()}] {message % args}"
+            with log_file.open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+    return FileLoggingHandler
+
+
+class ThreadedServer:
+    """A WSGI server in a background thread (demo and tests), stopped by ``stop()``;
+    ``request_log``: a file for its request log (else werkzeug's, on stderr)."""
+
+    def __init__(
+        self, app, host: str = "127.0.0.1", port: int = 0, request_log: Path | None = None
+    ):
+        handler = _request_handler(request_log) if request_log is not None else None
+        self.server = make_server(host, port, app, threaded=True, request_handler=handler)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -5,17 +5,36 @@ what was checked (node, status, consent decision, Merkle root, block, verificati
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 
 import requests
 
-from fhir_server.demo.scenario import Steps, param
 from fhir_server.smart.operator import issue_operator_token
 from mhb_import.synthetic import dumps_json, scenario_export
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 PRC = "https://www.prc.gov.ph/license"  # Philippine Professional Regulation Commission
 TMC = "https://www.tmc.or.th/license"  # Thai Medical Council
+
+
+class Steps:
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def check(self, label: str, ok: bool, detail: str = "") -> bool:
+        mark = "ok  " if ok else "FAIL"
+        print(f"  [{mark}] {label}{': ' + detail if detail else ''}", flush=True)
+        self.failures += 0 if ok else 1
+        return ok
+
+
+def param(parameters: dict, name: str, default=None):
+    """First value of a top-level Parameters.parameter named ``name``."""
+    for p in parameters.get("parameter", []) if isinstance(parameters, dict) else []:
+        if p.get("name") == name:
+            return next((v for k, v in p.items() if k.startswith("value")), p.get("part"))
+    return default
 
 
 def _session(token: str) -> requests.Session:
@@ -29,6 +48,15 @@ class Journey:
         self.net = network
         self.steps = Steps()
         self.tw, self.ph, self.th = (network.nodes[c] for c in ("TW", "PH", "TH"))
+        # username -> (country, password): sign-in for the apps, made for this run
+        self.passwords: dict[str, tuple[str, str]] = {}
+
+    def add_user(self, member, username: str, role: str, fhir_user: str) -> None:
+        smart = member.app.extensions["phrx.smart"].service
+        if smart.users.get(username) is None:
+            password = secrets.token_urlsafe(12)
+            smart.users.add(username, role, fhir_user, password)
+            self.passwords[username] = (member.country, password)
 
     def token(self, member, scope: str, username: str | None = None) -> str:
         smart = member.app.extensions["phrx.smart"].service
@@ -36,6 +64,12 @@ class Journey:
 
     def run(self) -> int:
         check = self.steps.check
+        anonymous = requests.Session()
+        anonymous.headers.update(JSON)
+        cap = anonymous.get(f"{self.tw.base}/metadata")
+        check("GET /metadata (no token needed)", cap.status_code == 200, "FHIR 4.0.1")
+        denied = anonymous.get(f"{self.tw.base}/Patient")
+        check("GET /Patient without a token → 401", denied.status_code == 401)
         listed = {a.country: a.fhir_base_url for a in self.net.authorities()}
         check(
             "three countries on one chain, admitted by vote",
@@ -70,9 +104,7 @@ class Journey:
                 "birthDate": "1968-03-02",
             },
         ).json()
-        smart = tw.app.extensions["phrx.smart"].service
-        if smart.users.get("lin") is None:
-            smart.users.add("lin", "patient", f"Patient/{patient['id']}", "demo-lin-password")
+        self.add_user(tw, "lin", "patient", f"Patient/{patient['id']}")
         lin = _session(self.token(tw, "patient/*.cruds openid fhirUser", "lin"))
         imported = lin.post(
             f"{tw.base}/Patient/{patient['id']}/$import-mhb",
@@ -84,6 +116,15 @@ class Journey:
             imported.status_code == 200,
             f"HTTP {imported.status_code}, {param(imported.json(), 'created', 0)} resources "
             "encrypted and journaled",
+        )
+        again = lin.post(
+            f"{tw.base}/Patient/{patient['id']}/$import-mhb",
+            data=dumps_json(scenario_export()),
+            headers={"Content-Type": "application/json"},
+        )
+        check(
+            "TW: re-importing the same file creates nothing (idempotent)",
+            again.ok and param(again.json(), "created", -1) == 0,
         )
         anchored = operator.post(f"{tw.base}/$anchor", json={})
         batches = [
@@ -98,6 +139,16 @@ class Journey:
             "TW: the records are anchored (one Merkle root on chain)",
             anchored.status_code == 200 and bool(batches),
             f"root {str(last.get('root', ''))[:18]}..., block {last.get('blockNumber')}",
+        )
+        found = lin.get(f"{tw.base}/Condition", params={"patient": patient["id"]})
+        first = (found.json().get("entry") or [{}])[0].get("resource", {}).get("id", "?")
+        verified = lin.get(f"{tw.base}/Condition/{first}/$verify")
+        body = verified.json() if verified.ok else {}
+        check(
+            "TW: the patient's app verifies a diagnosis against the chain ($verify)",
+            param(body, "result") is True,
+            f"root {str(param(body, 'root', ''))[:18]}..., block {param(body, 'blockNumber')}, "
+            f"authority {param(body, 'authority')}",
         )
         return patient["id"], lin
 

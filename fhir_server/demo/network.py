@@ -11,6 +11,7 @@ vote until more than 2/3 of them agreed.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +37,35 @@ class CountryNode:
 
 
 class Network:
-    def __init__(self, root: Path, countries=("TW", "PH", "TH"), anchor_interval: float = 1.0):
+    """``ports``: a fixed port per country (default: free ones)."""
+
+    def __init__(
+        self,
+        root: Path,
+        countries=("TW", "PH", "TH"),
+        anchor_interval: float = 1.0,
+        ports: dict[str, int] | None = None,
+    ):
         self.root = Path(root)
         self.countries = countries
         self.anchor_interval = anchor_interval
+        self.ports = dict(ports or {})
         self.dev = None
         self.nodes: dict[str, CountryNode] = {}
 
     def start(self) -> Network:
+        return self.start_chain().start_nodes()
+
+    def start_chain(self) -> Network:
         from anchoring.node_chain import open_shared_dev_chain
 
+        self.dev, _ = open_shared_dev_chain(self.root / "chain")
+        return self
+
+    def start_nodes(self) -> Network:
+        """Each country's node, joined by vote as it comes up; on any failure every
+        node started so far and the chain are stopped again."""
         try:
-            self.dev, _ = open_shared_dev_chain(self.root / "chain")
             for country in self.countries:
                 self.nodes[country] = self._start_node(country)
                 self.join(country)
@@ -72,13 +90,15 @@ class Network:
             anchor_country=country,
         )
         node = Node(config)
+        host = HOSTS.get(country, "127.0.0.1")
+        port = self.ports.get(country, 0)
         try:
             app = create_app({"NODE": node})
-            server = ThreadedServer(app, host=HOSTS.get(country, "127.0.0.1")).start()
+            server = _listen(app, host, port, data_dir / "logs" / "requests.log")
         except BaseException:
             node.close()
             raise
-        base = f"http://{HOSTS.get(country, '127.0.0.1')}:{server.port}/fhir"
+        base = f"http://{host}:{server.port}/fhir"
         return CountryNode(country, node, app, server, base)
 
     def join(self, country: str) -> None:
@@ -113,3 +133,15 @@ class Network:
 
     def describe(self) -> str:
         return json.dumps({c: m.base for c, m in self.nodes.items()})
+
+
+def _listen(app, host: str, port: int, request_log: Path) -> ThreadedServer:
+    """The node's server; a busy port is one clear OSError (werkzeug would print two
+    lines and ``sys.exit(1)``)."""
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return ThreadedServer(app, host=host, port=port, request_log=request_log).start()
+    except (OSError, SystemExit) as error:
+        reason = said.getvalue().strip().splitlines()[:1] or [str(error)]
+        raise OSError(f"cannot listen on {host}:{port}: {reason[0]}") from None

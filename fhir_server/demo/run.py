@@ -1,84 +1,23 @@
-"""``phrx demo``: one node on embedded defaults (SQLite + local anvil chain), the study's
-scenario checked step by step (see :mod:`fhir_server.demo.scenario`).
+"""``phrx demo``: the cross-border scenario (``../shared/scenario.md``) on three country
+nodes -- TW, PH, TH, each on its own loopback address (127.0.0.2-4) with its own data
+dir (SQLite, encrypted at rest), all authorities of one local anvil chain, joined by
+vote -- checked step by step (see :mod:`fhir_server.demo.journey`).
 
-The exit status is 0 only if every step behaved.
+The exit status is 0 only if every step behaved. Without ``--exit`` the nodes keep
+serving until Ctrl-C (or SIGTERM / SIGHUP); every exit path stops the nodes and the
+chain and removes a temporary data dir.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import secrets
 import signal
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from fhir_server.demo.scenario import Scenario
-
-
-class DemoAdmin:
-    """What the operator does on the node itself: accounts and scripted tokens."""
-
-    def __init__(self, app, base: str):
-        self.smart = app.extensions["phrx.smart"].service
-        self.base = base
-
-    def add_user(self, username: str, role: str, fhir_user: str) -> None:
-        if self.smart.users.get(username) is None:
-            self.smart.users.add(username, role, fhir_user, secrets.token_urlsafe(18))
-
-    def token(self, scope: str, username: str | None) -> str:
-        from fhir_server.smart.operator import issue_operator_token
-
-        return issue_operator_token(self.smart, self.base, scope, username=username, lifetime=3600)
-
-
-def _open_node(data_dir: Path):
-    from fhir_server.node import Node, NodeConfig
-
-    config = NodeConfig(data_dir=data_dir, chain="dev", anchor_interval=1.0, anchor_country="TW")
-    try:
-        return Node(config), "local anvil dev chain"
-    except Exception as error:  # no anvil here: anchoring steps will report it
-        print(f"  (dev chain unavailable: {str(error)[:120]}; running without a chain)")
-        return Node(NodeConfig(data_dir=data_dir)), "no chain"
-
-
-def _start_network(root: Path):
-    """(the three-country network, how it runs) or (None, why it could not start)."""
-    from fhir_server.demo.network import Network
-
-    try:
-        network = Network(root).start()
-    except Exception as error:  # no anvil, a loopback address refused, ...
-        return None, str(error)[:200]
-    return network, "one anvil chain"
-
-
-def _run_journey(network) -> int:
-    from fhir_server.demo.journey import Journey
-
-    print("\nAcross borders: three country nodes, each an authority on one chain")
-    for country, member in network.nodes.items():
-        print(f"  {country}  {member.base}")
-    print(f"  chain {network.chain_url} (anvil pid {network.dev.pid})\n", flush=True)
-    return Journey(network).run()
-
-
-def _listen(app, port: int):
-    """The demo's HTTP server; a busy port is an OSError (one line from the CLI, after
-    run_demo's cleanup) where werkzeug would print two lines and ``sys.exit(1)``."""
-    from fhir_server.serving import ThreadedServer
-
-    said = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(said):
-            return ThreadedServer(app, port=port).start()
-    except (OSError, SystemExit) as error:
-        reason = said.getvalue().strip().splitlines()[:1] or [str(error)]
-        raise OSError(f"cannot listen on 127.0.0.1:{port}: {reason[0]}") from None
+from fhir_server.demo.journey import Journey
 
 
 class StopSignals:
@@ -127,13 +66,13 @@ class StopSignals:
             raise KeyboardInterrupt(signal.Signals(self.pending).name)
 
 
-def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:  # noqa: PLR0912, PLR0915
-    from fhir_server.app import create_app
+def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:
+    from fhir_server.demo.network import Network
     from fhir_server.node import init_data_dir
     from fhir_server.serving import configure_logging
 
     signals = StopSignals().install()
-    temp = node = server = network = None
+    temp = network = journey = None
     failures = 1
     try:
         with signals.held():
@@ -142,32 +81,22 @@ def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:  # noqa
                 data_dir = Path(temp.name)
             init_data_dir(data_dir)
             configure_logging(data_dir)  # server-side failures go to DATA/logs, not the output
-            node, chain = _open_node(data_dir)
-        print(f"PHRX demo node TW: data dir {data_dir} (SQLite, encrypted at rest), {chain}")
-        pid = node.anchoring.chain.dev.pid if node.anchoring and node.anchoring.chain.dev else None
-        if pid:
-            print(f"Chain      anvil pid {pid}, state in {data_dir / 'chain'}")
-        app = create_app({"NODE": node})
-        server = _listen(app, port)
-        base = f"http://127.0.0.1:{server.port}/fhir"
-        print(f"FHIR base  {base}\nMetadata   {base}/metadata")
+            network = Network(data_dir / "countries", ports={"TW": port} if port else None)
+            network.start_chain()
+        print(f"PHRX demo: data dir {data_dir} (three country nodes, SQLite each, encrypted)")
         print(
-            f"Token      phrx token --data-dir {data_dir} --base-url {base} "
-            "--scope 'system/*.cruds'\n",
+            f"Chain      anvil pid {network.dev.pid}, {network.chain_url}, state in "
+            f"{network.root / 'chain'}",
             flush=True,
         )
-        failures = Scenario(base, DemoAdmin(app, base), data_dir / "phrx.sqlite3").run()
         with signals.held():
-            network, started = _start_network(data_dir / "countries")
-        if network is not None:
-            failures += _run_journey(network)
-        else:
-            failures += 1
-            print(f"  [FAIL] three-country network: {started}")
+            network.start_nodes()
+        _print_nodes(network)
+        journey = Journey(network)
+        failures = journey.run()
         print(f"\n{'all steps behaved' if not failures else f'{failures} step(s) FAILED'}")
         if not exit_after and not failures:
-            for country, member in network.nodes.items():
-                print(f"{country} node   {member.base}  (log: {member.node.config.data_dir}/logs)")
+            _print_sign_in(network, journey.passwords)
             print("Serving until Ctrl-C …", flush=True)
             while True:
                 time.sleep(3600)
@@ -177,13 +106,23 @@ def run_demo(data_dir: Path | None, port: int, exit_after: bool) -> int:  # noqa
         signals.holding = True  # a second stop must not cut the cleanup short
         try:
             if network is not None:
-                network.close()
-            if server is not None:
-                server.stop()
-            if node is not None:
-                node.close()  # stops anvil (SIGTERM, then SIGKILL if it hangs)
+                network.close()  # every node, then anvil (SIGTERM, SIGKILL if it hangs)
             if temp is not None:
                 temp.cleanup()
         finally:
             signals.restore()
     return 1 if failures else 0
+
+
+def _print_nodes(network) -> None:
+    tw = network.nodes["TW"]
+    print(f"FHIR base  {tw.base} (TW, the patient's home node)")
+    for country, member in network.nodes.items():
+        print(f"  {country}  {member.base}  log {member.node.config.data_dir / 'logs'}")
+    print(f"Metadata   {tw.base}/metadata\n", flush=True)
+
+
+def _print_sign_in(network, passwords: dict) -> None:
+    print("\nSign in (SMART standalone launch; passwords made for this run):")
+    for username, (country, password) in passwords.items():
+        print(f"  {username:10} at {country}  {network.nodes[country].base}  password {password}")

@@ -66,7 +66,7 @@ def assert_nothing_left(tmp: Path, anvil_pid: int | None = None) -> None:
 def test_busy_port_stops_anvil_and_removes_the_data_dir(phrx_demo):
     tmp, env = phrx_demo
     with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
+        busy.bind(("127.0.0.2", 0))  # the TW node's address
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
@@ -80,7 +80,7 @@ def test_busy_port_stops_anvil_and_removes_the_data_dir(phrx_demo):
     assert result.returncode == 1
     assert "anvil pid" in result.stdout, result.stdout  # the chain had started
     errors = [line for line in result.stderr.splitlines() if line.strip()]
-    assert errors[-1].startswith(f"phrx: error: cannot listen on 127.0.0.1:{port}"), errors
+    assert errors[-1].startswith(f"phrx: error: cannot listen on 127.0.0.2:{port}"), errors
     assert "Traceback" not in result.stderr
     assert_nothing_left(tmp)
 
