@@ -132,12 +132,23 @@ def decrypt(key: bytes, token: str) -> bytes:
     if not isinstance(token, str) or token.count(".") != 4:
         raise LinkError("a manifest file is not a compact JWE")
     try:
-        found = jwe.decrypt_compact(token, OctKey.import_key(key), algorithms=["dir", "A256GCM"])
+        found = jwe.decrypt_compact(token, OctKey.import_key(key), registry=_registry())
     except (JoseError, ValueError):
         raise LinkError("a manifest file does not decrypt with the link's key") from None
     if found.protected.get("alg") != "dir" or found.protected.get("enc") != "A256GCM":
         raise LinkError("a manifest file is not dir / A256GCM")
     return found.plaintext or b""
+
+
+MAX_FILE_BYTES = 32 * 1024 * 1024  # a summary of thousands of resources still fits
+
+
+def _registry() -> jwe.JWERegistry:
+    """joserfc's registry for dir / A256GCM, allowing files of up to 32 MiB (its
+    default, 64 KiB, is less than the summary of a patient with a few hundred records)."""
+    registry = jwe.JWERegistry(algorithms=["dir", "A256GCM"])
+    registry.max_ciphertext_length = MAX_FILE_BYTES * 4 // 3 + 4
+    return registry
 
 
 def qr_png(text: str, scale: int = 4) -> bytes:

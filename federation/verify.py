@@ -14,6 +14,7 @@ the roots remembered here; anything else waits for the chain (``chain-unavailabl
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 from anchoring.canonical import CanonicalizationError, leaf_hash
@@ -36,13 +37,21 @@ from anchoring.verification import (
 MAX_REMEMBERED_ROOTS = 100_000
 
 
-class RememberingReader:
-    """A ChainReader that remembers the anchored roots and the authorities it saw,
-    and answers from them while the chain is unreachable."""
+REREAD_AFTER_S = 60.0
 
-    def __init__(self, reader_factory) -> None:
+
+class RememberingReader:
+    """A ChainReader that remembers the anchored roots and the authorities it saw:
+    a root seen anchored is taken from memory for ``reread_after`` seconds (the
+    hundreds of resources of one summary share a handful of roots: one chain read
+    each, not one per resource), and from memory at any age while the chain is
+    unreachable. Whether the anchoring authority is still one is asked separately
+    (``authorities``, re-read every few seconds)."""
+
+    def __init__(self, reader_factory, reread_after: float = REREAD_AFTER_S) -> None:
         self._factory = reader_factory  # () -> ChainReader (the node's, reconnecting)
-        self._roots: dict[bytes, object] = {}
+        self.reread_after = reread_after
+        self._roots: dict[bytes, tuple[float, object]] = {}
         self._authorities: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -53,16 +62,18 @@ class RememberingReader:
     def lookup(self, root: bytes):
         with self._lock:
             known = self._roots.get(root)
+        if known is not None and time.monotonic() - known[0] < self.reread_after:
+            return known[1]
         try:
             found = self._factory().lookup(root)
         except Exception:
             if known is not None:
-                return known
+                return known[1]
             raise
         if found is not None:
             with self._lock:
-                if len(self._roots) < MAX_REMEMBERED_ROOTS:
-                    self._roots[root] = found
+                if len(self._roots) < MAX_REMEMBERED_ROOTS or root in self._roots:
+                    self._roots[root] = (time.monotonic(), found)
         return found
 
     def authorities(self) -> dict[str, str]:

@@ -37,6 +37,7 @@ VERIFIED_SYSTEM = "https://phrx.example.org/fhir/CodeSystem/cross-border-verific
 HOME_NODE_EXT = "https://phrx.example.org/fhir/StructureDefinition/home-node"
 PROVENANCE_PARAM = "_anchor-provenance"
 MAX_PAGES = 50
+MAX_PAGE = 1000  # entries per page asked of the home node (its own cap applies)
 FHIR_JSON = "application/fhir+json"
 # search-set controls the gateway passes to the home node as they are
 PASSED_CONTROLS = ("_count", "_sort", "_lastUpdated", "_id", "code", "date", "status", "category")
@@ -149,7 +150,8 @@ def search(federation, proxy, clinician, res_type: str, params: list[tuple[str, 
 
 def everything(federation, proxy, clinician) -> dict:
     url = f"{proxy.home_base}/Patient/{proxy.home_patient}/$everything"
-    return _verified_searchset(federation, proxy, clinician, url, [(PROVENANCE_PARAM, "true")])
+    query = [(PROVENANCE_PARAM, "true"), ("_count", str(MAX_PAGE))]
+    return _verified_searchset(federation, proxy, clinician, url, query)
 
 
 def _fetch_all(federation, proxy, clinician, url: str, query) -> list[dict]:
@@ -282,7 +284,7 @@ def summary(federation, proxy, clinician) -> dict:
             proxy,
             clinician,
             f"{proxy.home_base}/Patient/{proxy.home_patient}/$everything",
-            [(PROVENANCE_PARAM, "true")],
+            [(PROVENANCE_PARAM, "true"), ("_count", str(MAX_PAGE))],
         )
         if isinstance(e.get("resource"), dict)
     ]
@@ -318,36 +320,48 @@ def _check_summary_entry(federation, proxy, resource, originals, proofs) -> dict
     if original is None:
         resource["_phrx_withheld_reason"] = "not among the patient's anchored records"
         return None
-    if _check(federation, proxy, dict(original), proofs) is None:
-        resource["_phrx_withheld_reason"] = original.get("_phrx_withheld_reason")
+    found = _check(federation, proxy, original, proofs)
+    if found is None:
+        resource["_phrx_withheld_reason"] = original.pop("_phrx_withheld_reason", None)
         return None
-    if not _omits_only(_content(resource), _content(original)):
+    if not _omits_only(_content(resource, original), _content(original)):
         resource["_phrx_withheld_reason"] = "the summary's copy differs from the anchored record"
         return None
-    found = _check(federation, proxy, dict(original), proofs)
     meta = dict(resource.get("meta") or {})
-    meta["tag"] = (found or {}).get("meta", {}).get("tag", [])
+    meta["tag"] = [*(meta.get("tag") or []), found["meta"]["tag"][-1]]
     return {**resource, "meta": meta}
 
 
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 
 
-def _content(resource: dict) -> dict:
+def _content(resource: dict, original: dict | None = None) -> dict:
     """What a summary entry must not change: all but meta, narrative and the
-    data-absent-reason markers the IPS puts on required elements the record lacks."""
+    data-absent-reason markers the IPS puts where the record lacks a required element
+    (an element the anchored ``original`` does not have at all)."""
     return {
         k: v
         for k, v in resource.items()
-        if k not in ("meta", "text") and not _absent_marker(k, v, resource)
+        if k not in ("meta", "text")
+        and not (original is not None and k not in original and _absent_marker(k, v, resource))
     }
 
 
 def _absent_marker(key: str, value, resource: dict) -> bool:
-    if not key.startswith("_") or key[1:] in resource or not isinstance(value, dict):
+    if key.startswith("_"):  # a primitive's extension: only the marker, nothing else
+        if key[1:] in resource or not isinstance(value, dict) or set(value) != {"extension"}:
+            return False
+        return all(e.get("url") == DATA_ABSENT for e in value.get("extension") or [])
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(_marked(item) for item in items)
+
+
+def _marked(item) -> bool:
+    """A complex element that says only "absent" (its extension, and a display)."""
+    if not isinstance(item, dict) or not set(item) <= {"extension", "display"}:
         return False
-    extensions = value.get("extension") or []
-    return set(value) == {"extension"} and all(e.get("url") == DATA_ABSENT for e in extensions)
+    extensions = item.get("extension") or []
+    return bool(extensions) and all(e.get("url") == DATA_ABSENT for e in extensions)
 
 
 def _omits_only(part, whole) -> bool:

@@ -1,4 +1,5 @@
-"""``phrx bench ingest | micro``: run the scripts in benchmarks/ (a source checkout)."""
+"""``phrx bench ingest | micro | federation``: run the scripts in benchmarks/ (a source
+checkout)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,27 @@ def bench_micro(leaves, runs, repeat) -> None:
     if not script.is_file():
         raise click.ClickException(f"{script} not found: run from a source checkout")
     argv = ["--leaves", str(leaves), "--runs", str(runs), "--repeat", str(repeat)]
+    sys.exit(runpy.run_path(str(script))["main"](argv))
+
+
+@bench.command("federation")
+@click.option("--runs", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--links", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--synthea",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A Synthea bundle (default: the ../shared one nearest 500 entries).",
+)
+def bench_federation(runs, links, synthea) -> None:
+    """Link redemption and $summary through PH, verified on chain (benchmarks/federation.py)."""
+    import runpy
+
+    script = BENCHMARKS / "federation.py"
+    if not script.is_file():
+        raise click.ClickException(f"{script} not found: run from a source checkout")
+    argv = ["--runs", str(runs), "--links", str(links)]
+    argv += ["--synthea", str(synthea)] if synthea else []
     sys.exit(runpy.run_path(str(script))["main"](argv))
 
 

@@ -358,3 +358,11 @@ def test_qr_png_of_a_longer_link_is_larger():
     short = shlink.qr_png("shlink:/" + "A" * 20, scale=1)
     long_ = shlink.qr_png("shlink:/" + "A" * 400, scale=1)
     assert _png_size(long_)[0] > _png_size(short)[0]
+
+
+def test_a_large_file_round_trips():
+    """A patient's summary of a few hundred records is far beyond joserfc's 64 KiB
+    default; it must still decrypt."""
+    key = shlink.new_key()
+    payload = b'{"entry": "' + b"x" * 700_000 + b'"}'
+    assert shlink.decrypt(key, shlink.encrypt(key, payload, "application/fhir+json")) == payload
