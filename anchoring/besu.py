@@ -165,6 +165,8 @@ def init_network(countries: list[str], out: Path, chain_id: int = 2025) -> dict:
             "PHRX_CHAIN": validators[country]["rpc"],
             "PHRX_DATA_DIR": "/data",
             "PHRX_DATABASE_URL": f"postgresql+psycopg://phrx@postgres-{country.lower()}/phrx",
+            # what the other countries' nodes call (the compose service name)
+            "PHRX_BASE_URL": f"http://node-{country.lower()}:8080/fhir",
         }
         (node_dir / "node.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     summary = {"chain_id": chain_id, "validators": validators, "deployment": deployment}

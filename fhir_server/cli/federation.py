@@ -182,7 +182,9 @@ def federation() -> None:
 @DATA_DIR
 @CHAIN_URL
 @click.option("--country", required=True, envvar="PHRX_COUNTRY", help="ISO 3166-1 alpha-2.")
-@click.option("--base-url", required=True, help="This node's public FHIR base URL.")
+@click.option(
+    "--base-url", required=True, envvar="PHRX_BASE_URL", help="This node's public FHIR base URL."
+)
 def join(data_dir, chain_url, country, base_url) -> None:
     """Ask to become the authority of --country (the first node of an open chain is admitted
     at once; later ones when the authorities vote). Again after joining: puts changed
