@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -32,15 +33,26 @@ WRITE_SCOPE = " ".join([READ_SCOPE, *(f"system/{t}.c" for t in WRITE_BACK_TYPES)
 
 
 class NodeClient:
-    def __init__(self, trust: TrustList, keys: NodeKeys, country: str, timeout: float = TIMEOUT_S):
+    def __init__(
+        self,
+        trust: TrustList,
+        keys: NodeKeys | Callable[[], NodeKeys],
+        country: str,
+        timeout: float = TIMEOUT_S,
+    ):
         self.trust = trust
-        self.keys = keys
+        # the node's keys, or a provider of the current ones (rotation without restart)
+        self._keys = keys if callable(keys) else (lambda: keys)
         self.country = country.upper()
         self.timeout = timeout
         self.http = requests.Session()
         self._tokens: dict[tuple, tuple[float, str]] = {}
         self._token_urls: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    @property
+    def keys(self) -> NodeKeys:
+        return self._keys()
 
     # -- transport -----------------------------------------------------------------
     def _send(self, node: TrustedNode, method: str, url: str, **kwargs) -> requests.Response:

@@ -3,7 +3,8 @@
 ``node.federation`` exists when the node has a chain (the chain is the trust list):
 
 * ``trust`` -- the AuthorityRegistry's current authorities;
-* ``keys`` -- this node's signing and encryption keys (``DATA/keys``);
+* ``keys`` -- this node's signing and encryption keys (``DATA/keys``, re-read when
+  the files change: a key rotation needs no restart);
 * ``client`` -- calls to other nodes (trust-list only, node client assertions);
 * ``links`` -- share links this node issued; ``proxies`` -- patients of other nodes
   that clinicians here received;
@@ -35,11 +36,17 @@ class NodeFederation:
         self.node = node
         self.country = node.config.anchor_country.upper()
         self.trust = TrustList(lambda: anchoring.chain.client().authorities())
-        self.keys = node_keys.load_or_create(node.config.data_dir)
-        self.client = NodeClient(self.trust, self.keys, self.country)
+        self.key_files = node_keys.KeyFiles(node.config.data_dir)
+        self.key_files.current()  # created on the node's first start
+        self.client = NodeClient(self.trust, self.key_files.current, self.country)
         self.links = LinkStore(node.engine)
         self.proxies = ProxyStore(node.engine)
         self.reader = RememberingReader(anchoring.reader)
+
+    @property
+    def keys(self) -> node_keys.NodeKeys:
+        """This node's keys as the key files hold them now."""
+        return self.key_files.current()
 
     def client_for(self, client_id: str) -> Client | None:
         """The SMART client of another country's node, from the chain; None when the

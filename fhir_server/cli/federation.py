@@ -335,7 +335,7 @@ def list_authorities(data_dir, chain_url) -> None:
 @CHAIN_URL
 def rotate_keys(data_dir, chain_url) -> None:
     """New node signing and encryption keys, trusted at once in place of the old ones
-    (restart the node's server afterwards: it signs with the keys it loaded)."""
+    (a running node signs with them from its next call to another node)."""
     from federation import node_keys
 
     what = "cannot rotate the node keys"
@@ -354,7 +354,6 @@ def rotate_keys(data_dir, chain_url) -> None:
     click.echo(
         f"{mine.country}: keys rotated, signing kid {keys.kid} (was {old_kid})  tx 0x{tx.hex()}"
     )
-    click.echo("restart this node's server so that it signs with the new key")
 
 
 COMMANDS = [federation]

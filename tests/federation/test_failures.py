@@ -178,3 +178,25 @@ def test_a_link_used_after_expiry_answers_404(net):
 
     decoded = shlink.decode(link)
     assert requests.post(decoded.url, json={"recipient": "x"}, timeout=30).status_code == 404
+
+
+def test_a_rotated_key_replaces_the_old_at_once(net):
+    from federation import node_keys
+
+    tw, ph = net.nodes["TW"], net.nodes["PH"]
+    _, _, doctor, proxy = _shared_proxy(net)
+    old = ph.node.federation.keys
+    new = node_keys.rotate(ph.node.config.data_dir)
+    jwk = json.dumps(new.public_signing_jwk(), sort_keys=True)
+    ph.node.anchoring.chain.client().update_self(ph.base, jwk, new.encryption_public_bytes())
+    assert ph.node.federation.keys.kid == new.kid != old.kid  # taken up without a restart
+    ph.node.federation.client._tokens.clear()  # the next call needs a new token
+    assert _conditions(doctor, ph, proxy).status_code == 200
+    token_url = f"{tw.base}/auth/token"
+    stale = {
+        "grant_type": "client_credentials",
+        "scope": "system/*.rs",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion.sign(old, "PH", token_url, None),
+    }
+    assert requests.post(token_url, data=stale, timeout=30).json()["error"] == "invalid_client"
