@@ -200,3 +200,32 @@ def test_a_rotated_key_replaces_the_old_at_once(net):
         "client_assertion": assertion.sign(old, "PH", token_url, None),
     }
     assert requests.post(token_url, data=stale, timeout=30).json()["error"] == "invalid_client"
+
+
+class _DieOnEverything:
+    """WSGI middleware: TW dies between the two fetches of a $summary (the document
+    came, the proofs never do)."""
+
+    def __init__(self, app, stop):
+        self.app, self.stop = app, stop
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").endswith("/$everything"):
+            import threading
+
+            threading.Thread(target=self.stop, daemon=True).start()
+            start_response("500 Internal Server Error", [("Content-Length", "0")])
+            return [b""]
+        return self.app(environ, start_response)
+
+
+def test_home_node_killed_mid_fetch_serves_nothing_partial(net):
+    tw, ph = net.nodes["TW"], net.nodes["PH"]
+    _, _, doctor, proxy = _shared_proxy(net)
+    tw.app.wsgi_app = _DieOnEverything(tw.app.wsgi_app, tw.server.stop)
+    answer = doctor.get(f"{ph.base}/Patient/{proxy}/$summary")
+    assert answer.status_code in (502, 503), answer.text
+    assert answer.json()["resourceType"] == "OperationOutcome"
+    assert "TW" in answer.json()["issue"][0]["diagnostics"]
+    again = doctor.get(f"{ph.base}/Patient/{proxy}/$summary")  # now down for good
+    assert again.status_code == 503 and "TW" in again.text
