@@ -25,7 +25,7 @@ from flask import Blueprint, Response, current_app, g, request
 from consent import audit
 from federation import shlink
 from federation.errors import FederationError
-from federation.proxies import is_proxy_id
+from federation.proxies import PROXY_PREFIX, is_proxy_id
 from fhir_server import fastjson
 from fhir_server import federation_gateway as gateway
 from fhir_server.api.http import base_url, fhir_response, read_json_body
@@ -253,8 +253,14 @@ def _proxy_target(parts: list[str]):
             if is_proxy_id(value):
                 return "search", value, parts[0]
         return None
-    body = request.get_json(silent=True, force=True)
-    subject = (body or {}).get("subject") if isinstance(body, dict) else None
+    raw = request.get_data(cache=True)
+    if f'"Patient/{PROXY_PREFIX}'.encode() not in raw:
+        return None  # not about a proxy: the REST route parses (and bounds) the body
+    try:
+        body = fastjson.parse(raw, max_depth=current_app.config["PHRX_MAX_JSON_DEPTH"])
+    except ValueError:
+        return None  # the REST route answers the malformed body
+    subject = body.get("subject") if isinstance(body, dict) else None
     ref = (subject or {}).get("reference", "") if isinstance(subject, dict) else ""
     if isinstance(ref, str) and is_proxy_id(ref.removeprefix("Patient/")):
         return "write", ref.removeprefix("Patient/"), parts[0]

@@ -6,6 +6,8 @@ from sqlalchemy import create_engine, inspect
 
 from anchoring import journal_tables
 from consent import tables as consent_tables
+from federation import links as federation_links
+from federation import proxies as federation_proxies
 from fhir_server.storage import db
 from fhir_server.storage.schema import SCHEMA, create_schema
 
@@ -15,6 +17,8 @@ def test_every_declared_table_is_listed_and_created(tmp_path):
         *db.metadata.tables,  # the store's own, the search index and SMART tables
         *journal_tables.metadata.tables,
         *consent_tables.metadata.tables,
+        *federation_links.METADATA.tables,
+        *federation_proxies.METADATA.tables,
     }
     listed = {t.name for tables in SCHEMA.values() for t in tables}
     assert listed == declared
