@@ -142,7 +142,12 @@ class ConsentEngine:
         justification: str | None = None,
         operation: str | None = None,
         resolve_actor: Callable[[Actor, datetime], Actor] | None = None,
+        named_consent: str | None = None,
     ) -> Decision:
+        """``named_consent``: the id of the Consent the caller says it acts under (a
+        federation gateway names the share it received); then that Consent must
+        permit the request on its own too -- the patient's other Consents can still
+        deny, never widen."""
         if action not in ("read", "write"):
             raise ValueError(f"action must be 'read' or 'write', not {action!r}")
         now = now or datetime.now(UTC)
@@ -152,7 +157,7 @@ class ConsentEngine:
         if resolve_actor is not None and self._patient_consents(patient_id, token)[1]:
             actor = resolve_actor(actor, now)
         key = (patient_id, token, actor, action, purpose, res_type, _resource_key(resource))
-        key += (bool((justification or "").strip()), operation)
+        key += (bool((justification or "").strip()), operation, named_consent)
         cached = self._cached(key, now)
         if cached is not None:
             return cached
@@ -160,7 +165,14 @@ class ConsentEngine:
         request = Request(actor, action, purpose, res_type, resource, now)
         decision, window = _decide(consents, request, patient_id)
         decision = _break_glass_rules(decision, request, justification, operation)
-        if key[-3] is not None:  # None: an unstored resource, not cacheable
+        if decision and named_consent is not None:
+            named = [c for c in consents if c.get("id") == named_consent]
+            # its period boundaries are among those of all Consents: the window holds
+            alone, _ = _decide(named, request, patient_id)
+            if not alone:
+                why = f"Consent/{named_consent}, which the caller acts under, does not permit it"
+                decision = Decision(False, [why])
+        if key[-4] is not None:  # None: an unstored resource, not cacheable
             self._store(key, window, decision)
         return decision
 

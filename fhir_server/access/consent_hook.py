@@ -164,6 +164,8 @@ class NodeConsent:
             justification=justification or context.get("btg_justification"),
             operation=operation,
             resolve_actor=resolve,
+            # a gateway acts under the share it received (federation_gateway names it)
+            named_consent=None if self.is_local(access) else context.get("actor_consent"),
         )
 
     def with_local_identifiers(self, actor: Actor, now: datetime) -> Actor:

@@ -66,17 +66,16 @@ def manifest(link_id: str):
         if left is not None:
             answer = {"remainingAttempts": left}
             return Response(json.dumps(answer), 401, mimetype="application/json")
+    current = node()
+    consent = current.store.read("Consent", link.consent_id)
+    if consent.get("status") != "active":  # revoking revokes its links too: belt and braces
+        raise NotFound("No active share link here.")
     g.access = _link_holder(link_id)
     from fhir_server.api.operations.summary import patient_summary
 
     summary = patient_summary(link.patient_id)  # the gate decides, the route audits
-    current = node()
-    keyring = current.keyring
-    data_key = keyring.data_key(KeyRing.patient_scope(link.patient_id), create=False)
+    data_key = current.keyring.data_key(KeyRing.patient_scope(link.patient_id), create=False)
     key = federation.links.open_key(link, data_key)
-    consent = current.store.read("Consent", link.consent_id)
-    if consent.get("status") != "active":
-        raise NotFound("No active share link here.")
     files = [
         {
             "contentType": "application/fhir+json",

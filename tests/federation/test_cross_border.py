@@ -306,3 +306,22 @@ def test_the_demo_journey_behaves_on_a_fresh_network(tmp_path):
         assert Journey(net).run() == 0
     finally:
         net.close()
+
+
+def test_the_home_node_decides_by_the_consent_the_reader_acts_under(network):
+    """Two shares with the same doctor: reading through the proxy of the narrow one
+    (Conditions only) releases no medication, though the broad one would."""
+    tw, ph = network.nodes["TW"], network.nodes["PH"]
+    patient_id, lin, doctor = _people_once(network)
+    _revoke_all(lin, tw, patient_id)
+    broad = _share(lin, tw, patient_id, SANTOS, AT_PH)
+    narrow = _share(lin, tw, patient_id, SANTOS, AT_PH, {"name": "class", "valueCode": "Condition"})
+    _receive(doctor, ph, broad["link"]["valueString"])
+    received = _receive(doctor, ph, narrow["link"]["valueString"])  # the proxy now acts under it
+    proxy = received.json()["parameter"][0]["valueReference"]["reference"].split("/")[1]
+    assert doctor.get(f"{ph.base}/Condition", params={"patient": proxy}).status_code == 200
+    medications = doctor.get(f"{ph.base}/MedicationRequest", params={"patient": proxy})
+    assert medications.status_code == 403, medications.text
+    _receive(doctor, ph, broad["link"]["valueString"])  # back under the broad share
+    medications = doctor.get(f"{ph.base}/MedicationRequest", params={"patient": proxy})
+    assert medications.status_code == 200, medications.text
