@@ -293,3 +293,25 @@ def test_labels_inferred_from_icd9_and_declared():
     assert labels("http://hl7.org/fhir/sid/icd-10-cm", "F10.2") == {"ETH", "PSY"}
     assert labels("http://hl7.org/fhir/sid/icd-10-cm", "Z21") == {"HIV"}
     assert labels("http://hl7.org/fhir/sid/icd-10-cm", "E11.9") == set()
+
+
+def test_a_named_consent_must_permit_on_its_own(cx):
+    """A federation gateway names the share it acts under: a broader Consent for the
+    same actor does not widen it, another Consent's denial still applies."""
+    narrow = cx.privacy_consent(
+        cid="narrow", actors=((None, PH_ID, "PH"),), **{"class": [_class("Condition")]}
+    )
+    broad = cx.privacy_consent(cid="broad", actors=((None, PH_ID, "PH"),))
+    engine = engine_for(narrow, broad)
+    assert decide(engine, PH_DOC).permit  # Observation: the broad Consent permits
+    assert not decide(engine, PH_DOC, named_consent="narrow").permit
+    assert decide(engine, PH_DOC, named_consent="broad").permit
+    cond = psy_condition(code="E11.9", rid="c-dm")
+    assert decide(engine, PH_DOC, res_type="Condition", resource=cond, named_consent="narrow")
+    assert not decide(engine, PH_DOC, named_consent="no-such-consent").permit
+    deny = cx.privacy_consent(cid="deny", actors=((None, PH_ID, "PH"),), type="deny")
+    assert not decide(engine_for(broad, deny), PH_DOC, named_consent="broad").permit
+
+
+def _class(res_type: str) -> dict:
+    return {"system": RESOURCE_TYPES, "code": res_type}
