@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests
 
-from fhir_server.demo.journey import PRC, Journey, _session
+from fhir_server.demo.journey import AT_PH, PRC, SANTOS, Journey, _session, post_share
 
 SHARED_SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-r4"
 
@@ -108,16 +108,7 @@ def share_link(journey: Journey, patient_id: str) -> str:
     username = f"patient-{patient_id[:12]}"
     journey.add_user(tw, username, "patient", f"Patient/{patient_id}")
     patient = _session(journey.token(tw, "patient/*.cruds openid fhirUser", username))
-    answer = patient.post(
-        f"{tw.base}/Patient/{patient_id}/$share",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [
-                {"name": "recipient", "valueIdentifier": {"system": PRC, "value": "0123456"}},
-                {"name": "recipientNode", "valueCode": "PH"},
-            ],
-        },
-    )
+    answer = post_share(patient, tw.base, patient_id, SANTOS, AT_PH)
     answer.raise_for_status()
     return next(p["valueString"] for p in answer.json()["parameter"] if p["name"] == "link")
 

@@ -37,6 +37,26 @@ def param(parameters: dict, name: str, default=None):
     return default
 
 
+# The PH doctor as the patient names them in a share: their licence at PH's regulator.
+SANTOS = {"name": "recipient", "valueIdentifier": {"system": PRC, "value": "0123456"}}
+AT_PH = {"name": "recipientNode", "valueCode": "PH"}
+
+
+def post_share(session: requests.Session, base: str, patient_id: str, *params: dict):
+    """``POST Patient/{id}/$share`` with these Parameters entries."""
+    body = {"resourceType": "Parameters", "parameter": list(params)}
+    return session.post(f"{base}/Patient/{patient_id}/$share", json=body)
+
+
+def post_mhb(session: requests.Session, base: str, patient_id: str):
+    """The study's Table 1 export, imported by ``POST Patient/{id}/$import-mhb``."""
+    return session.post(
+        f"{base}/Patient/{patient_id}/$import-mhb",
+        data=dumps_json(scenario_export()),
+        headers={"Content-Type": "application/json"},
+    )
+
+
 def _session(token: str) -> requests.Session:
     http = requests.Session()
     http.headers.update({**JSON, "Authorization": f"Bearer {token}"})
@@ -106,22 +126,14 @@ class Journey:
         ).json()
         self.add_user(tw, "lin", "patient", f"Patient/{patient['id']}")
         lin = _session(self.token(tw, "patient/*.cruds openid fhirUser", "lin"))
-        imported = lin.post(
-            f"{tw.base}/Patient/{patient['id']}/$import-mhb",
-            data=dumps_json(scenario_export()),
-            headers={"Content-Type": "application/json"},
-        )
+        imported = post_mhb(lin, tw.base, patient["id"])
         check(
             "TW: the patient imports the My Health Bank export",
             imported.status_code == 200,
             f"HTTP {imported.status_code}, {param(imported.json(), 'created', 0)} resources "
             "encrypted and journaled",
         )
-        again = lin.post(
-            f"{tw.base}/Patient/{patient['id']}/$import-mhb",
-            data=dumps_json(scenario_export()),
-            headers={"Content-Type": "application/json"},
-        )
+        again = post_mhb(lin, tw.base, patient["id"])
         check(
             "TW: re-importing the same file creates nothing (idempotent)",
             again.ok and param(again.json(), "created", -1) == 0,
@@ -172,17 +184,14 @@ class Journey:
 
     # -- 2. sharing --------------------------------------------------------------------
     def share(self, lin, patient_id: str) -> str:
-        shared = lin.post(
-            f"{self.tw.base}/Patient/{patient_id}/$share",
-            json={
-                "resourceType": "Parameters",
-                "parameter": [
-                    {"name": "recipient", "valueIdentifier": {"system": PRC, "value": "0123456"}},
-                    {"name": "recipientNode", "valueCode": "PH"},
-                    {"name": "access", "valueCode": "read-write"},
-                    {"name": "label", "valueString": "Lin Mei-Hua for Dr. Santos"},
-                ],
-            },
+        shared = post_share(
+            lin,
+            self.tw.base,
+            patient_id,
+            SANTOS,
+            AT_PH,
+            {"name": "access", "valueCode": "read-write"},
+            {"name": "label", "valueString": "Lin Mei-Hua for Dr. Santos"},
         )
         link = param(shared.json(), "link", "") if shared.ok else ""
         self.steps.check(
@@ -348,17 +357,8 @@ class Journey:
             victim not in shown,
             f"HTTP {after.status_code}, {len(shown)} verified diagnoses shown",
         )
-        revoked = lin.post(
-            f"{self.tw.base}/Patient/{patient_id}/$share",
-            json={
-                "resourceType": "Parameters",
-                "parameter": [
-                    {"name": "recipient", "valueIdentifier": {"system": PRC, "value": "0123456"}},
-                    {"name": "recipientNode", "valueCode": "PH"},
-                    {"name": "revoke", "valueBoolean": True},
-                ],
-            },
-        )
+        revoke = {"name": "revoke", "valueBoolean": True}
+        revoked = post_share(lin, self.tw.base, patient_id, SANTOS, AT_PH, revoke)
         check("TW: the patient revokes the share", revoked.status_code == 200)
         refused = santos.get(f"{self.ph.base}/Condition", params={"patient": proxy})
         check(

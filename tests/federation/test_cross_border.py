@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import requests
 
+from fhir_server.demo.journey import AT_PH, PRC, SANTOS, post_mhb, post_share
 from fhir_server.smart.operator import issue_operator_token
-from mhb_import.synthetic import dumps_json, scenario_export
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-PRC = "https://www.prc.gov.ph/license"
 
 
 def _token(member, scope, username=None):
@@ -45,10 +44,8 @@ def _people(network):
     smart_ph = ph.app.extensions["phrx.smart"].service
     smart_ph.users.add("dr-santos", "practitioner", "Practitioner/dr-santos", "pw-santos-1234")
     lin = _session(_token(tw, "patient/*.cruds openid fhirUser", "lin"))
-    url = f"{tw.base}/Patient/{patient['id']}/$import-mhb"
-    lin.post(
-        url, data=dumps_json(scenario_export()), headers={"Content-Type": "application/json"}
-    ).raise_for_status()
+    post_mhb(lin, tw.base, patient["id"]).raise_for_status()
+
     operator_tw.post(f"{tw.base}/$anchor", json={}).raise_for_status()
     doctor = _session(_token(ph, "user/*.cruds openid fhirUser", "dr-santos"))
     return patient["id"], lin, doctor
@@ -62,17 +59,7 @@ def test_three_countries_joined_by_vote(network):
 def test_share_read_verify_write_back(network):
     tw, ph = network.nodes["TW"], network.nodes["PH"]
     patient_id, lin, doctor = _people_once(network)
-    shared = lin.post(
-        f"{tw.base}/Patient/{patient_id}/$share",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [
-                {"name": "recipient", "valueIdentifier": {"system": PRC, "value": "0123456"}},
-                {"name": "recipientNode", "valueCode": "PH"},
-                {"name": "access", "valueCode": "read-write"},
-            ],
-        },
-    )
+    shared = post_share(lin, tw.base, patient_id, SANTOS, AT_PH, READ_WRITE)
     assert shared.status_code == 201, shared.text
     params = {p["name"]: p for p in shared.json()["parameter"]}
     link = params["link"]["valueString"]
@@ -169,21 +156,13 @@ def test_write_back_without_write_permission_stores_nothing(network):
 
 
 def _revoke_all(lin, tw, patient_id):
-    answer = lin.post(
-        f"{tw.base}/Patient/{patient_id}/$share",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [SANTOS, AT_PH, {"name": "revoke", "valueBoolean": True}],
-        },
-    )
+    revoke = {"name": "revoke", "valueBoolean": True}
+    answer = post_share(lin, tw.base, patient_id, SANTOS, AT_PH, revoke)
     assert answer.status_code in (200, 404), answer.text
 
 
 def _share(lin, tw, patient_id, *extra):
-    answer = lin.post(
-        f"{tw.base}/Patient/{patient_id}/$share",
-        json={"resourceType": "Parameters", "parameter": list(extra)},
-    )
+    answer = post_share(lin, tw.base, patient_id, *extra)
     assert answer.status_code == 201, answer.text
     return {p["name"]: p for p in answer.json()["parameter"]}
 
@@ -197,8 +176,7 @@ def _receive(doctor, ph, link, passcode=None):
     )
 
 
-SANTOS = {"name": "recipient", "valueIdentifier": {"system": PRC, "value": "0123456"}}
-AT_PH = {"name": "recipientNode", "valueCode": "PH"}
+READ_WRITE = {"name": "access", "valueCode": "read-write"}
 
 
 def test_revocation_cuts_the_next_read_and_a_th_doctor_is_refused(network):
@@ -226,17 +204,9 @@ def test_revocation_cuts_the_next_read_and_a_th_doctor_is_refused(network):
     assert refused.status_code == 403, refused.text
     # another PH user cannot use the PH doctor's proxy
     assert chai.get(f"{th.base}/Patient/{proxy}").status_code == 404
-    revoked = lin.post(
-        f"{tw.base}/Patient/{patient_id}/$share",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [
-                SANTOS,  # every share with the PH doctor (the first test's too)
-                AT_PH,
-                {"name": "revoke", "valueBoolean": True},
-            ],
-        },
-    )
+    # every share with the PH doctor (the first test's too)
+    revoke = {"name": "revoke", "valueBoolean": True}
+    revoked = post_share(lin, tw.base, patient_id, SANTOS, AT_PH, revoke)
     assert revoked.status_code == 200, revoked.text
     after = doctor.get(f"{ph.base}/Condition", params={"patient": proxy})
     assert after.status_code == 403, after.text

@@ -81,11 +81,21 @@ def test_lookup_passes_through_while_the_chain_is_up(chain, factory):
 
 
 def test_a_seen_root_is_answered_while_the_chain_is_down(chain, factory):
-    reader = RememberingReader(factory)
+    reader = RememberingReader(factory, reread_after=0)  # always ask the chain first
     assert reader.lookup(ROOT_A) == ANCHOR_A
     chain.down = True
     assert reader.lookup(ROOT_A) == ANCHOR_A
     assert chain.lookups == 2  # the chain was still asked first
+
+
+def test_a_seen_root_is_not_read_again_for_a_while(chain, factory):
+    """One summary's hundreds of resources share a handful of roots: one read each."""
+    reader = RememberingReader(factory, reread_after=3600)
+    for _ in range(5):
+        assert reader.lookup(ROOT_A) == ANCHOR_A
+    assert chain.lookups == 1
+    assert reader.lookup(ROOT_B) is None and reader.lookup(ROOT_B) is None
+    assert chain.lookups == 3  # a root not anchored (yet) is asked each time
 
 
 def test_a_seen_root_is_answered_when_the_factory_cannot_reconnect(factory):
@@ -112,7 +122,7 @@ def test_a_root_not_anchored_is_not_remembered(chain, factory):
 
 
 def test_the_chains_answer_wins_while_it_is_up(chain, factory):
-    reader = RememberingReader(factory)
+    reader = RememberingReader(factory, reread_after=0)
     reader.lookup(ROOT_A)
     chain.roots[ROOT_A] = ("0xTW", 1_800_000_000)
     assert reader.lookup(ROOT_A) == ("0xTW", 1_800_000_000)
