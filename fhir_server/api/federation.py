@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -23,7 +24,7 @@ import uuid
 from flask import Blueprint, Response, current_app, g, request
 
 from consent import audit
-from federation import shlink
+from federation import qr, shlink
 from federation.errors import FederationError
 from federation.proxies import PROXY_PREFIX, is_proxy_id
 from fhir_server import fastjson
@@ -155,16 +156,14 @@ def receive_share():
     params = read_json_body()
     if not isinstance(params, dict) or params.get("resourceType") != "Parameters":
         raise BadRequest("$receive-share takes a Parameters resource (link, passcode).")
-    values = {
-        p.get("name"): p.get("valueString")
-        for p in params.get("parameter") or []
-        if isinstance(p, dict)
-    }
-    if not isinstance(values.get("link"), str):
-        raise BadRequest("$receive-share needs the link (valueString).")
+    entries = [p for p in params.get("parameter") or [] if isinstance(p, dict)]
+    values = {p.get("name"): p.get("valueString") for p in entries}
     try:
+        link = values.get("link")
+        if not isinstance(link, str):
+            link = _link_from_picture(entries)
         proxy, _patient, consent = gateway.receive_share(
-            federation, clinician, values["link"], values.get("passcode")
+            federation, clinician, link, values.get("passcode")
         )
     except FederationError as error:
         raise from_federation(error) from None
@@ -184,6 +183,22 @@ def receive_share():
         ],
     }
     return fhir_response(out, 200)
+
+
+def _link_from_picture(entries: list[dict]) -> str:
+    """The link in the ``qr`` parameter: a valueAttachment holding a PNG or JPEG of
+    the QR code (base64 ``data``)."""
+    attachment = next((p.get("valueAttachment") for p in entries if p.get("name") == "qr"), None)
+    if not isinstance(attachment, dict) or not isinstance(attachment.get("data"), str):
+        raise BadRequest(
+            "$receive-share needs the link (valueString) or a picture of its QR code "
+            "(qr: valueAttachment with base64 data)."
+        )
+    try:
+        picture = base64.b64decode(attachment["data"], validate=True)
+    except ValueError:
+        raise BadRequest("qr.data is not base64.") from None
+    return qr.decode(picture)
 
 
 def _clinician() -> gateway.Clinician:

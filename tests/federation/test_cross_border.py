@@ -295,3 +295,23 @@ def test_the_home_node_decides_by_the_consent_the_reader_acts_under(network):
     _receive(doctor, ph, broad["link"]["valueString"])  # back under the broad share
     medications = doctor.get(f"{ph.base}/MedicationRequest", params={"patient": proxy})
     assert medications.status_code == 200, medications.text
+
+
+def test_the_link_can_be_handed_over_as_a_picture_of_its_qr_code(network):
+    tw, ph = network.nodes["TW"], network.nodes["PH"]
+    patient_id, lin, doctor = _people_once(network)
+    shared = _share(lin, tw, patient_id, SANTOS, AT_PH)
+    picture = shared["qr"]["valueAttachment"]
+    params = [
+        {"name": "qr", "valueAttachment": {"contentType": "image/png", "data": picture["data"]}}
+    ]
+    received = doctor.post(
+        f"{ph.base}/$receive-share", json={"resourceType": "Parameters", "parameter": params}
+    )
+    assert received.status_code == 200, received.text
+    assert received.json()["parameter"][0]["valueReference"]["reference"].startswith("Patient/x-")
+    params = [{"name": "qr", "valueAttachment": {"contentType": "image/png", "data": "@@@"}}]
+    bad = doctor.post(
+        f"{ph.base}/$receive-share", json={"resourceType": "Parameters", "parameter": params}
+    )
+    assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
