@@ -192,6 +192,16 @@ class LinkStore:
                 .values(uses=share_links.c.uses + 1)
             )
 
+    @staticmethod
+    def revoke_patient(conn, patient_id: str) -> int:
+        """Revoke every link of a patient (erasure), in the caller's transaction."""
+        done = conn.execute(
+            update(share_links)
+            .where(share_links.c.patient_id == patient_id, share_links.c.state == ACTIVE)
+            .values(state=REVOKED)
+        )
+        return done.rowcount or 0
+
     def revoke_for(self, conn, consent_ids: list[str]) -> int:
         """Revoke the links of these Consents, in the caller's transaction."""
         if not consent_ids:

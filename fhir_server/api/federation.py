@@ -32,7 +32,7 @@ from fhir_server import federation_gateway as gateway
 from fhir_server.api.http import base_url, fhir_response, read_json_body
 from fhir_server.api.operations.base import blueprint, node, who
 from fhir_server.api.smart.bearer_hook import check_federated
-from fhir_server.errors import BadRequest, Forbidden, NotFound, from_federation
+from fhir_server.errors import BadRequest, FHIRError, Forbidden, NotFound, from_federation
 from fhir_server.operations.share import SHARE_LINK_SYSTEM
 from fhir_server.smart import scopes
 from fhir_server.smart.access import AccessContext
@@ -68,7 +68,10 @@ def manifest(link_id: str):
             answer = {"remainingAttempts": left}
             return Response(json.dumps(answer), 401, mimetype="application/json")
     current = node()
-    consent = current.store.read("Consent", link.consent_id)
+    try:
+        consent = current.store.read("Consent", link.consent_id)
+    except FHIRError:  # deleted, erased: the link is as dead as its Consent
+        raise NotFound("No active share link here.") from None
     if consent.get("status") != "active":  # revoking revokes its links too: belt and braces
         raise NotFound("No active share link here.")
     g.access = _link_holder(link_id)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from federation.links import LinkStore
 from fhir_server import ids
 from fhir_server.errors import NotFound
 from fhir_server.operations.definition import operation_definition, param
@@ -118,6 +119,7 @@ def erase_patient(store, patient_id: str, *, audit_event: dict | None = None) ->
         # compartment; the patient's AuditEvents stay in it (the log outlives the record).
         queries.leave_compartment(writer.conn, patient_id, keep_type=_AUDIT, keep_scope=NODE_SCOPE)
         queries.forget_released_keys(writer.conn, patient_id=patient_id)
+        LinkStore.revoke_patient(writer.conn, patient_id)  # its share links die with it
         if audit_event:
             result.audit_event_id = audit_store.append(store, writer.conn, [audit_event])[0]["id"]
     result.key_destroyed, result.scrubbed = _destroy_key(store, scope)

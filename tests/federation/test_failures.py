@@ -229,3 +229,17 @@ def test_home_node_killed_mid_fetch_serves_nothing_partial(net):
     assert "TW" in answer.json()["issue"][0]["diagnostics"]
     again = doctor.get(f"{ph.base}/Patient/{proxy}/$summary")  # now down for good
     assert again.status_code == 503 and "TW" in again.text
+
+
+def test_an_erased_patients_links_die_with_the_record(net):
+    tw, ph = net.nodes["TW"], net.nodes["PH"]
+    patient_id, lin, doctor = _people(net)
+    link = _share(lin, tw, patient_id, SANTOS, AT_PH)["link"]["valueString"]
+    erased = lin.post(f"{tw.base}/Patient/{patient_id}/$erase", json={})
+    assert erased.status_code == 200, erased.text
+    answer = _receive(doctor, ph, link)
+    assert answer.status_code == 404, answer.text
+    from federation import shlink
+
+    url = shlink.decode(link).url
+    assert requests.post(url, json={"recipient": "x"}, timeout=30).status_code == 404
