@@ -41,3 +41,14 @@ class LinkError(FederationError):
     """A SMART Health Link that is malformed, unknown, expired, revoked or used up."""
 
     status = 400
+
+
+class Refused(FederationError):
+    """A refusal this node makes itself, with the status it chose (a proxy that is
+    not the caller's: 404; a Consent period that ended: 403; a home node's answer
+    that makes no sense: 502)."""
+
+    def __init__(self, message: str, status: int, code: str = "forbidden") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

@@ -164,7 +164,7 @@ class NodeConsent:
             justification=justification or context.get("btg_justification"),
             operation=operation,
             resolve_actor=resolve,
-            # a gateway acts under the share it received (federation_gateway names it)
+            # a gateway acts under the share it received (federation/gateway.py names it)
             named_consent=None if self.is_local(access) else context.get("actor_consent"),
         )
 

@@ -10,7 +10,7 @@
   redeems it at the home node and answers the proxy Patient.
 * The gateway hook: requests here about a proxy Patient (read, ``$summary``,
   ``$everything``, searches naming it, new records about it) are served from the
-  home node through :mod:`fhir_server.federation_gateway`, after this node's own
+  home node through :mod:`federation.gateway`, after this node's own
   scope check; a proxy is usable only by the clinician who received it.
 """
 
@@ -24,11 +24,10 @@ import uuid
 from flask import Blueprint, Response, current_app, g, request
 
 from consent import audit
-from federation import qr, shlink
+from federation import gateway, qr, shlink
 from federation.errors import FederationError
 from federation.proxies import PROXY_PREFIX, is_proxy_id
 from fhir_server import fastjson
-from fhir_server import federation_gateway as gateway
 from fhir_server.api.http import base_url, fhir_response, read_json_body
 from fhir_server.api.operations.base import blueprint, node, who
 from fhir_server.api.smart.bearer_hook import check_federated
@@ -244,10 +243,9 @@ def gateway_hook():
     if federation is None:
         return None
     kind, proxy_id, res_type = target
-    proxy = gateway.check_proxy(federation.proxies.get(proxy_id), access.user)
-    clinician = _clinician()
     try:
-        return _serve(federation, proxy, clinician, access, kind, res_type)
+        proxy = gateway.check_proxy(federation.proxies.get(proxy_id), access.user)
+        return _serve(federation, proxy, _clinician(), access, kind, res_type)
     except FederationError as error:
         raise from_federation(error) from None
 

@@ -4,7 +4,7 @@ record lacks a required element -- never add or change anything else."""
 
 from __future__ import annotations
 
-from fhir_server.federation_gateway import DATA_ABSENT, _content, _omits_only
+from federation.gateway import DATA_ABSENT, _content, _omits_only
 
 ANCHORED = {
     "resourceType": "Observation",

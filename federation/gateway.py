@@ -1,5 +1,6 @@
-"""The reading node's gateway (Flask-free): a clinician here works on a patient whose
-records stay at their home node, through a proxy Patient (:mod:`federation.proxies`).
+"""The reading node's gateway (Flask-free, imports nothing of the node): a clinician
+here works on a patient whose records stay at their home node, through a proxy Patient
+(:mod:`federation.proxies`).
 
 * :func:`receive_share` -- redeem a SMART Health Link at the home node (with this
   node's assertion for the clinician), check what it holds against the chain, and
@@ -22,16 +23,18 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
+
+import orjson
 
 from anchoring.provenance import version_key_of, version_reference
 from federation import shlink
 from federation.assertion import actor_claim
 from federation.client import WRITE_BACK_TYPES, WRITE_SCOPE
-from federation.errors import LinkError, RemoteRefused
+from federation.errors import LinkError, Refused, RemoteRefused
 from federation.proxies import RemotePatient
 from federation.verify import proofs_by_target, verify_resource
-from fhir_server.errors import BadRequest, NotFound, upstream
 
 VERIFIED_SYSTEM = "https://phrx.example.org/fhir/CodeSystem/cross-border-verification"
 HOME_NODE_EXT = "https://phrx.example.org/fhir/StructureDefinition/home-node"
@@ -68,12 +71,12 @@ def receive_share(federation, clinician: Clinician, link_text: str, passcode: st
     try:
         link = shlink.decode(link_text)
     except LinkError as error:
-        raise BadRequest(str(error)) from None
+        raise LinkError(str(error)) from None
     home = federation.trust.for_url(link.url)  # a host off the trust list is never called
     if link.exp is not None and link.exp <= time.time():
-        raise NotFound("This share link has expired.")
+        raise Refused("This share link has expired.", 404, "not-found")
     if link.needs_passcode and not passcode:
-        raise BadRequest("This share link needs its passcode.")
+        raise LinkError("This share link needs its passcode.")
     body = {"recipient": clinician.display or clinician.fhir_user}
     if passcode:
         body["passcode"] = passcode
@@ -84,7 +87,7 @@ def receive_share(federation, clinician: Clinician, link_text: str, passcode: st
     consent = next((r for r in found if r.get("resourceType") == "Consent"), None)
     patient = _patient_of(ips)
     if patient is None or consent is None or not isinstance(consent.get("id"), str):
-        raise upstream("The share link's manifest holds no summary and Consent.", 502, "invalid")
+        raise Refused("The share link's manifest holds no summary and Consent.", 502, "invalid")
     end = _consent_end(consent)
     proxy = federation.proxies.add(
         home_country=home.country,
@@ -105,11 +108,10 @@ def _open_file(federation, link, entry: dict) -> dict:
     if not isinstance(token, str):
         return {}
     try:
-        from fhir_server import fastjson
-
-        parsed = fastjson.parse(shlink.decrypt(link.key, token))
-    except (LinkError, ValueError):
-        raise upstream("A share link file does not decrypt with its key.", 502, "invalid") from None
+        # orjson refuses nesting deeper than 1024 levels itself (no RecursionError)
+        parsed = orjson.loads(shlink.decrypt(link.key, token))
+    except (LinkError, orjson.JSONDecodeError):
+        raise Refused("A share link file does not decrypt with its key.", 502, "invalid") from None
     return parsed if isinstance(parsed, dict) else {}
 
 
@@ -122,12 +124,26 @@ def _patient_of(bundle: dict | None) -> dict | None:
 
 
 def _consent_end(consent: dict) -> int | None:
-    from consent.provisions import time_range
+    end = ((consent.get("provision") or {}).get("period") or {}).get("end")
+    return _epoch(end) if isinstance(end, str) else None
 
-    window = time_range((consent.get("provision") or {}).get("period") or {})
-    if window is None or window[1].year >= 9999:
+
+def _epoch(moment: str) -> int | None:
+    """Epoch seconds at the end of a FHIR date or dateTime (a date counts to its end)."""
+    try:
+        if "T" in moment:
+            return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())
+        year = int(moment[:4])
+        month = int(moment[5:7]) if len(moment) >= 7 else 12
+        if not 1 <= month <= 12:
+            return None
+        if len(moment) >= 10:
+            last = date(year, month, int(moment[8:10]))
+        else:  # a year or a month: through its last day
+            last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    except ValueError:
         return None
-    return int(window[1].timestamp())
+    return int(datetime(last.year, last.month, last.day, tzinfo=UTC).timestamp()) + 86400
 
 
 # -- reads -------------------------------------------------------------------------
@@ -135,9 +151,9 @@ def check_proxy(proxy: RemotePatient | None, fhir_user: str | None) -> RemotePat
     """The proxy, for the clinician who received it only (404 for anyone else, as for
     a patient that does not exist); 403 once its Consent period ended."""
     if proxy is None or proxy.holder != fhir_user:
-        raise NotFound("Patient not found.")
+        raise Refused("Patient not found.", 404, "not-found")
     if proxy.expires_s is not None and proxy.expires_s <= time.time():
-        raise upstream("The Consent this patient was shared under has ended.", 403, "forbidden")
+        raise Refused("The Consent this patient was shared under has ended.", 403, "forbidden")
     return proxy
 
 
@@ -254,7 +270,7 @@ def read_patient(federation, proxy, clinician) -> dict:
         if (e.get("resource") or {}).get("resourceType") == "Patient"
     ]
     if not found:
-        raise upstream(
+        raise Refused(
             f"The home node {proxy.home_country} released no verifiable Patient.", 403, "forbidden"
         )
     patient = dict(found[0])
@@ -401,7 +417,7 @@ def _relative(reference: str) -> str:
 def write_back(federation, proxy, clinician, res_type: str, resource: dict):
     """(status, Location, body) of the home node's answer to the new record."""
     if res_type not in WRITE_BACK_TYPES:
-        raise upstream(
+        raise Refused(
             f"Only {', '.join(WRITE_BACK_TYPES)} are written back to a home node.",
             405,
             "not-supported",
