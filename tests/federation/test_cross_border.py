@@ -256,14 +256,15 @@ def json_of(raw: bytes) -> dict:
     return json.loads(raw)
 
 
-_CACHE: dict = {}
+_PEOPLE: dict[int, tuple] = {}  # id(network) -> (network, its patient, lin, doctor)
 
 
 def _people_once(network):
-    if "people" not in _CACHE or _CACHE.get("net") is not network:
-        _CACHE["net"] = network
-        _CACHE["people"] = _people(network)
-    return _CACHE["people"]
+    """The scenario's people on ``network``, made once per network."""
+    held = _PEOPLE.get(id(network))
+    if held is None or held[0] is not network:
+        held = _PEOPLE[id(network)] = (network, *_people(network))
+    return held[1:]
 
 
 def test_the_demo_journey_behaves_on_a_fresh_network(tmp_path):

@@ -10,7 +10,14 @@ import requests
 
 from anchoring.node_chain import open_shared_dev_chain
 from federation import assertion
-from tests.federation.test_cross_border import AT_PH, SANTOS, _people, _receive, _share
+from tests.federation.test_cross_border import (
+    AT_PH,
+    SANTOS,
+    _people,
+    _people_once,
+    _receive,
+    _share,
+)
 
 
 @pytest.fixture
@@ -28,9 +35,25 @@ def net(tmp_path):
         network.close()
 
 
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory):
+    """One network for the cases that leave it usable (each restores what it changed)."""
+    from anchoring.devchain import anvil_available
+
+    if not anvil_available():
+        pytest.skip("anvil is not installed (npm ci): no chain for the federation")
+    from fhir_server.demo.network import Network
+
+    network = Network(tmp_path_factory.mktemp("kept")).start()
+    try:
+        yield network
+    finally:
+        network.close()
+
+
 def _shared_proxy(net):
     tw, ph = net.nodes["TW"], net.nodes["PH"]
-    patient_id, lin, doctor = _people(net)
+    patient_id, lin, doctor = _people_once(net)
     shared = _share(lin, tw, patient_id, SANTOS, AT_PH)
     received = _receive(doctor, ph, shared["link"]["valueString"])
     assert received.status_code == 200, received.text
@@ -64,7 +87,8 @@ def test_a_voted_out_node_is_refused_on_its_next_call(net):
     assert "TW" in refused.text
 
 
-def test_a_replayed_node_assertion_is_refused(net):
+def test_a_replayed_node_assertion_is_refused(kept):
+    net = kept
     tw, ph = net.nodes["TW"], net.nodes["PH"]
     token_url = f"{tw.base}/auth/token"
     signed = assertion.sign(ph.node.federation.keys, "PH", token_url, None)
@@ -151,13 +175,18 @@ class _AlterOneCondition:
         return [body]
 
 
-def test_a_record_altered_at_home_is_withheld_and_the_rest_shows(net):
+def test_a_record_altered_at_home_is_withheld_and_the_rest_shows(kept):
+    net = kept
     tw, ph = net.nodes["TW"], net.nodes["PH"]
     _, _, doctor, proxy = _shared_proxy(net)
     before = _verified(_conditions(doctor, ph, proxy).json())
     victim = before[0]
-    tw.app.wsgi_app = _AlterOneCondition(tw.app.wsgi_app, victim)
-    after = _conditions(doctor, ph, proxy)
+    honest = tw.app.wsgi_app
+    tw.app.wsgi_app = _AlterOneCondition(honest, victim)
+    try:
+        after = _conditions(doctor, ph, proxy)
+    finally:
+        tw.app.wsgi_app = honest
     assert after.status_code == 200
     shown = _verified(after.json())
     assert victim not in shown and sorted(shown) == sorted(before[1:])
@@ -167,9 +196,10 @@ def test_a_record_altered_at_home_is_withheld_and_the_rest_shows(net):
     assert "hash mismatch" in outcome["resource"]["issue"][0]["diagnostics"]
 
 
-def test_a_link_used_after_expiry_answers_404(net):
+def test_a_link_used_after_expiry_answers_404(kept):
+    net = kept
     tw, ph = net.nodes["TW"], net.nodes["PH"]
-    patient_id, lin, doctor = _people(net)
+    patient_id, lin, doctor = _people_once(net)
     period = {"name": "period", "valuePeriod": {"start": "2020-01-01", "end": "2021-01-01"}}
     shared = _share(lin, tw, patient_id, SANTOS, AT_PH, period)
     link = shared["link"]["valueString"]
@@ -180,7 +210,8 @@ def test_a_link_used_after_expiry_answers_404(net):
     assert requests.post(decoded.url, json={"recipient": "x"}, timeout=30).status_code == 404
 
 
-def test_a_rotated_key_replaces_the_old_at_once(net):
+def test_a_rotated_key_replaces_the_old_at_once(kept):
+    net = kept
     from federation import node_keys
 
     tw, ph = net.nodes["TW"], net.nodes["PH"]
