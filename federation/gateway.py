@@ -3,8 +3,9 @@ here works on a patient whose records stay at their home node, through a proxy P
 (:mod:`federation.proxies`).
 
 * :func:`receive_share` -- redeem a SMART Health Link at the home node (with this
-  node's assertion for the clinician), check what it holds against the chain, and
-  make (or reuse) the proxy;
+  node's assertion for the clinician), learn the patient and the Consent from what it
+  holds, and make (or reuse) the proxy (what is shown of the patient is fetched and
+  verified like any read);
 * :func:`search`, :func:`everything`, :func:`summary`, :func:`read_patient` -- fetch
   from the home node naming the Consent, as the clinician; the home node decides by
   its patient's Consent and audits the disclosure; every resource is then verified
@@ -42,8 +43,9 @@ PROVENANCE_PARAM = "_anchor-provenance"
 MAX_PAGES = 50
 MAX_PAGE = 1000  # entries per page asked of the home node (its own cap applies)
 FHIR_JSON = "application/fhir+json"
-# search-set controls the gateway passes to the home node as they are
-PASSED_CONTROLS = ("_count", "_sort", "_lastUpdated", "_id", "code", "date", "status", "category")
+# parameters the gateway sets itself; every other search parameter goes to the home
+# node as it came (the home node refuses what it does not support, never this node)
+OWN_PARAMS = frozenset({"patient", "subject", "_format", PROVENANCE_PARAM})
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,7 @@ class Clinician:
 # -- redeeming a share link --------------------------------------------------------
 def receive_share(federation, clinician: Clinician, link_text: str, passcode: str | None):
     """(proxy, home Patient, Consent) for a share link handed to ``clinician``."""
-    try:
-        link = shlink.decode(link_text)
-    except LinkError as error:
-        raise LinkError(str(error)) from None
+    link = shlink.decode(link_text)
     home = federation.trust.for_url(link.url)  # a host off the trust list is never called
     if link.exp is not None and link.exp <= time.time():
         raise Refused("This share link has expired.", 404, "not-found")
@@ -157,11 +156,21 @@ def check_proxy(proxy: RemotePatient | None, fhir_user: str | None) -> RemotePat
     return proxy
 
 
-def search(federation, proxy, clinician, res_type: str, params: list[tuple[str, str]]) -> dict:
+def search(
+    federation,
+    proxy,
+    clinician,
+    res_type: str,
+    params: list[tuple[str, str]],
+    prefer: str | None = None,
+) -> dict:
+    """``prefer``: the client's ``Prefer`` header (``handling=strict`` makes the home
+    node refuse parameters it does not know instead of ignoring them)."""
     query = [("patient", proxy.home_patient), (PROVENANCE_PARAM, "true")]
-    query += [(k, v) for k, v in params if k in PASSED_CONTROLS]
+    query += [(k, v) for k, v in params if k.split(":")[0] not in OWN_PARAMS]
     url = f"{proxy.home_base}/{res_type}"
-    return _verified_searchset(federation, proxy, clinician, url, query)
+    headers = {"Prefer": prefer} if prefer else {}
+    return _verified_searchset(federation, proxy, clinician, url, query, headers)
 
 
 def everything(federation, proxy, clinician) -> dict:
@@ -170,10 +179,11 @@ def everything(federation, proxy, clinician) -> dict:
     return _verified_searchset(federation, proxy, clinician, url, query)
 
 
-def _fetch_all(federation, proxy, clinician, url: str, query) -> list[dict]:
+def _fetch_all(federation, proxy, clinician, url: str, query, headers=None) -> list[dict]:
     actor = clinician.actor(consent=proxy.consent)
     entries: list[dict] = []
-    page = federation.client.fhir("GET", url, actor=actor, params=query)
+    headers = dict(headers or {})
+    page = federation.client.fhir("GET", url, actor=actor, params=query, headers=headers)
     for _ in range(MAX_PAGES):
         entries += [e for e in page.get("entry") or [] if isinstance(e, dict)]
         following = next(
@@ -182,12 +192,12 @@ def _fetch_all(federation, proxy, clinician, url: str, query) -> list[dict]:
         )
         if not isinstance(following, str):
             break
-        page = federation.client.fhir("GET", following, actor=actor)
+        page = federation.client.fhir("GET", following, actor=actor, headers=dict(headers))
     return entries
 
 
-def _verified_searchset(federation, proxy, clinician, url, query) -> dict:
-    entries = _fetch_all(federation, proxy, clinician, url, query)
+def _verified_searchset(federation, proxy, clinician, url, query, headers=None) -> dict:
+    entries = _fetch_all(federation, proxy, clinician, url, query, headers)
     resources = [e.get("resource") for e in entries if isinstance(e.get("resource"), dict)]
     proofs = proofs_by_target(resources)
     out, withheld = [], []

@@ -303,9 +303,9 @@ def _serve(federation, proxy, clinician, access, kind: str, res_type: str):
     elif kind == "everything":
         found = gateway.everything(federation, proxy, clinician)
     else:
-        found = gateway.search(
-            federation, proxy, clinician, res_type, list(request.args.items(multi=True))
-        )
+        query = list(request.args.items(multi=True))
+        prefer = request.headers.get("Prefer")
+        found = gateway.search(federation, proxy, clinician, res_type, query, prefer)
     reference = f"Patient/{proxy.proxy_id}" + ("" if kind == "read" else f" {kind} {res_type}")
     event = audit.read(f"Patient/{proxy.proxy_id}", proxy.proxy_id, **who())
     event["outcomeDesc"] = f"received from {proxy.home_country} and verified on chain: {reference}"

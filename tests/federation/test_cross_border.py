@@ -316,3 +316,31 @@ def test_the_link_can_be_handed_over_as_a_picture_of_its_qr_code(network):
         f"{ph.base}/$receive-share", json={"resourceType": "Parameters", "parameter": params}
     )
     assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
+
+
+def test_search_parameters_reach_the_home_node(network):
+    """A reading node adds nothing and drops nothing: the home node filters (and
+    refuses what it does not know) exactly as for its own users."""
+    tw, ph = network.nodes["TW"], network.nodes["PH"]
+    patient_id, lin, doctor = _people_once(network)
+    _revoke_all(lin, tw, patient_id)
+    shared = _share(lin, tw, patient_id, SANTOS, AT_PH)
+    received = _receive(doctor, ph, shared["link"]["valueString"])
+    proxy = received.json()["parameter"][0]["valueReference"]["reference"].split("/")[1]
+    one_day = doctor.get(
+        f"{ph.base}/Condition", params={"patient": proxy, "recorded-date": "2017-10-10"}
+    )
+    assert one_day.status_code == 200, one_day.text
+    dates = [
+        e["resource"]["recordedDate"]
+        for e in one_day.json()["entry"]
+        if e["resource"]["resourceType"] == "Condition"
+    ]
+    assert dates == ["2017-10-10"]
+    unknown = {"patient": proxy, "no-such": "x"}
+    strict = doctor.get(
+        f"{ph.base}/Condition", params=unknown, headers={"Prefer": "handling=strict"}
+    )
+    assert strict.status_code == 400 and strict.json()["resourceType"] == "OperationOutcome"
+    lenient = doctor.get(f"{ph.base}/Condition", params=unknown)  # TW ignores it, as for its own
+    assert lenient.status_code == 200
