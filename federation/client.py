@@ -25,6 +25,7 @@ from federation.trust import TrustedNode, TrustList
 
 TIMEOUT_S = 10.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_CACHED_TOKENS = 1000
 FHIR_JSON = "application/fhir+json"
 READ_SCOPE = "system/*.rs"
 # What a node may do at another: read, and create the clinical records of a write-back.
@@ -59,15 +60,19 @@ class NodeClient:
         self.trust.for_url(url)  # never a host off the trust list (also after a re-read)
         try:
             response = self.http.request(
-                method, url, timeout=self.timeout, allow_redirects=False, **kwargs
+                method, url, timeout=self.timeout, allow_redirects=False, stream=True, **kwargs
             )
-        except requests.RequestException as error:
+            # read at most the limit: a node that sends more is cut off, not buffered
+            body = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
+            response.close()
+        except (requests.RequestException, OSError) as error:
             raise NodeUnavailable(
                 f"the home node {node.country} ({node.fhir_base_url}) did not answer: "
                 f"{type(error).__name__}"
             ) from None
-        if len(response.content) > MAX_BODY_BYTES:
+        if len(body) > MAX_BODY_BYTES:
             raise NodeUnavailable(f"the node {node.country} answered more than 32 MiB")
+        response._content = body  # what .json() / .text read (requests' own attribute)
         return response
 
     def _token_url(self, node: TrustedNode) -> str:
@@ -108,8 +113,11 @@ class NodeClient:
                 f"the node {node.country} refused this node's assertion: {why}", 403
             )
         lifetime = body.get("expires_in") if isinstance(body.get("expires_in"), int) else 60
+        now = time.monotonic()
         with self._lock:
-            self._tokens[key] = (time.monotonic() + max(lifetime - 30, 1), body["access_token"])
+            if len(self._tokens) > MAX_CACHED_TOKENS:  # one per clinician: drop the expired
+                self._tokens = {k: v for k, v in self._tokens.items() if v[0] > now}
+            self._tokens[key] = (now + max(lifetime - 30, 1), body["access_token"])
         return body["access_token"]
 
     def call(

@@ -274,3 +274,24 @@ def test_an_erased_patients_links_die_with_the_record(net):
 
     url = shlink.decode(link).url
     assert requests.post(url, json={"recipient": "x"}, timeout=30).status_code == 404
+
+
+def test_a_home_node_answering_too_much_is_cut_off(kept):
+    """More than 32 MiB from another node is never buffered: 503, naming it."""
+    tw, ph = kept.nodes["TW"], kept.nodes["PH"]
+    _, _, doctor, proxy = _shared_proxy(kept)
+    honest = tw.app.wsgi_app
+
+    def flood(environ, start_response):
+        if "/Condition" not in environ.get("PATH_INFO", ""):
+            return honest(environ, start_response)
+        start_response("200 OK", [("Content-Type", "application/fhir+json")])
+        return (b" " * (1024 * 1024) for _ in range(40))  # 40 MiB, streamed
+
+    tw.app.wsgi_app = flood
+    try:
+        answer = _conditions(doctor, ph, proxy)
+    finally:
+        tw.app.wsgi_app = honest
+    assert answer.status_code == 503, answer.text[:300]
+    assert "32 MiB" in answer.json()["issue"][0]["diagnostics"]
