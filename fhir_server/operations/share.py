@@ -11,9 +11,10 @@ Flask-free. Input Parameters (all optional except a recipient):
 * ``class`` -- valueCode (or valueCoding) resource type, repeating (default: all);
 * ``access`` -- valueCode ``read`` | ``read-write`` (default read);
 * ``revoke`` -- valueBoolean; with ``share`` (valueString, the share id) or the recipient;
-* ``link`` -- valueBoolean (default true on a node with a federation): also issue a
-  SMART Health Link to the share (``link`` and ``qr`` out); without ``recipient`` the
-  Consent names the link itself: "any clinician the link reaches";
+* ``link`` -- valueBoolean: also issue a SMART Health Link to the share (``link`` and
+  ``qr`` out; default: for a recipient at another country's node, or without a
+  recipient -- then the Consent names the link itself: "any clinician the link
+  reaches"); only a node with a federation (a chain) issues links;
 * ``passcode`` -- valueString: the link needs it (flag P; a few wrong tries kill it);
 * ``label`` -- valueString: the link's label (at most 80 characters).
 
@@ -103,7 +104,7 @@ DEFINITION = opd.operation_definition(
         opd.param("access", "in", 0, "1", "code", "read (default) or read-write."),
         opd.param("revoke", "in", 0, "1", "boolean", "Revoke instead of granting."),
         opd.param("share", "in", 0, "1", "string", "The share id to revoke."),
-        opd.param("link", "in", 0, "1", "boolean", "Issue a SMART Health Link (default true)."),
+        opd.param("link", "in", 0, "1", "boolean", "Issue a SMART Health Link (default: abroad)."),
         opd.param("passcode", "in", 0, "1", "string", "Passcode the link asks for."),
         opd.param("label", "in", 0, "1", "string", "Label of the link (80 characters)."),
         opd.param("consent", "out", 0, "*", "Consent", "The Consents written."),
@@ -315,9 +316,12 @@ def share(
     if not (req.reference or req.identifier) and (links is None or req.link is False):
         raise BadRequest("$share needs a recipient (Identifier or Reference) or a share link.")
     share_id = ids.new_id()
-    link_id = new_link_id() if links is not None and req.link is not False else None
-    consent = validate_resource(consent_for(patient_id, req, share_id, home_country, now, link_id))
     foreign = req.node is not None and req.node != home_country.upper()
+    # A link by default where one travels: to another country's clinician, or to
+    # whoever it reaches; a share with a clinician of this node needs none.
+    wanted = req.link if req.link is not None else foreign or not (req.reference or req.identifier)
+    link_id = new_link_id() if links is not None and wanted else None
+    consent = validate_resource(consent_for(patient_id, req, share_id, home_country, now, link_id))
     public_key = recipient_key(req.node) if foreign and recipient_key else None
     audit_store.prepare(store)
     with store.unit_of_work(prepare=[consent]) as writer:

@@ -344,3 +344,14 @@ def test_search_parameters_reach_the_home_node(network):
     assert strict.status_code == 400 and strict.json()["resourceType"] == "OperationOutcome"
     lenient = doctor.get(f"{ph.base}/Condition", params=unknown)  # TW ignores it, as for its own
     assert lenient.status_code == 200
+
+
+def test_a_share_with_a_clinician_at_home_issues_no_link_unless_asked(network):
+    tw = network.nodes["TW"]
+    patient_id, lin, _ = _people_once(network)
+    local = {"name": "recipient", "valueReference": {"reference": "Practitioner/dr-home"}}
+    assert "link" not in _share(lin, tw, patient_id, local)
+    asked = _share(lin, tw, patient_id, local, {"name": "link", "valueBoolean": True})
+    assert asked["link"]["valueString"].startswith("shlink:/")
+    abroad = _share(lin, tw, patient_id, SANTOS, AT_PH, {"name": "link", "valueBoolean": False})
+    assert "link" not in abroad and "qr" not in abroad
