@@ -49,6 +49,18 @@ share_links = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("uses", Integer, nullable=False, default=0),
 )
+# Files a manifest hands out by ``location`` (SHL: when a viewer's embeddedLengthMax
+# is below a file's size): the JWE, already encrypted under the link's key, for a
+# short while under a random id.
+share_link_files = Table(
+    "share_link_files",
+    METADATA,
+    Column("file_id", String(64), primary_key=True),
+    Column("link_id", String(64), nullable=False, index=True),
+    Column("jwe", LargeBinary, nullable=False),
+    Column("expires_s", BigInteger, nullable=False),
+)
+FILE_TTL_S = 60
 PASSCODE_TRIES = 5
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 ACTIVE, REVOKED, EXHAUSTED = "active", "revoked", "exhausted"
@@ -183,6 +195,38 @@ class LinkStore:
                 select(share_links.c.attempts_left).where(share_links.c.link_id == link_id)
             ).scalar_one()
         return left
+
+    def put_file(self, link_id: str, jwe: str, ttl_s: int = FILE_TTL_S) -> str:
+        """Keep ``jwe`` for ``ttl_s`` seconds; its random id (the location's last part).
+        Expired files of any link are dropped on the way."""
+        file_id = secrets.token_urlsafe(32)
+        now = int(time.time())
+        with self.engine.begin() as conn:
+            conn.execute(share_link_files.delete().where(share_link_files.c.expires_s <= now))
+            conn.execute(
+                insert(share_link_files).values(
+                    file_id=file_id, link_id=link_id, jwe=jwe.encode(), expires_s=now + ttl_s
+                )
+            )
+        return file_id
+
+    def take_file(self, link_id: str, file_id: str) -> str | None:
+        """The JWE of a file of an active link while it lasts, else None."""
+        if not isinstance(file_id, str) or not 0 < len(file_id) <= 64:
+            return None
+        link = self.find(link_id)
+        if link is None or link.state_at(int(time.time())) != ACTIVE:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(share_link_files.c.jwe, share_link_files.c.expires_s).where(
+                    share_link_files.c.file_id == file_id,
+                    share_link_files.c.link_id == link_id,
+                )
+            ).first()
+        if row is None or row.expires_s <= int(time.time()):
+            return None
+        return bytes(row.jwe).decode()
 
     def record_use(self, link_id: str) -> None:
         with self.engine.begin() as conn:

@@ -43,6 +43,7 @@ from vault.keyring import KeyRing
 manifests = Blueprint("shl", __name__, url_prefix="/fhir/shl")
 receive = blueprint("receive_share")
 LINK_SCOPE = "system/*.rs"
+FHIR_JSON = "application/fhir+json"
 MAX_MANIFEST_BODY = 64 * 1024
 
 
@@ -79,15 +80,10 @@ def manifest(link_id: str):
     summary = patient_summary(link.patient_id)  # the gate decides, the route audits
     data_key = current.keyring.data_key(KeyRing.patient_scope(link.patient_id), create=False)
     key = federation.links.open_key(link, data_key)
+    limit = _embedded_limit(body)
     files = [
-        {
-            "contentType": "application/fhir+json",
-            "embedded": shlink.encrypt(key, summary.get_data(), "application/fhir+json"),
-        },
-        {
-            "contentType": "application/fhir+json",
-            "embedded": shlink.encrypt(key, json.dumps(consent).encode(), "application/fhir+json"),
-        },
+        _file(federation, link_id, shlink.encrypt(key, content, FHIR_JSON), limit)
+        for content in (summary.get_data(), json.dumps(consent).encode())
     ]
     federation.links.record_use(link_id)
     recipient = str(body.get("recipient"))[:200]
@@ -97,6 +93,34 @@ def manifest(link_id: str):
     event["outcomeDesc"] = f"share link manifest released to {recipient!r}"
     record(current.store, event)
     return Response(json.dumps({"files": files}), 200, mimetype="application/json")
+
+
+def _embedded_limit(body: dict) -> int | None:
+    limit = body.get("embeddedLengthMax")
+    if limit is None:
+        return None
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise BadRequest("embeddedLengthMax is a non-negative integer.")
+    return limit
+
+
+def _file(federation, link_id: str, jwe: str, limit: int | None) -> dict:
+    """A manifest file: embedded, or -- longer than the viewer's embeddedLengthMax --
+    at a short-lived location (SHL IG: the JWE, for a minute, under a random id)."""
+    if limit is None or len(jwe) <= limit:
+        return {"contentType": FHIR_JSON, "embedded": jwe}
+    file_id = federation.links.put_file(link_id, jwe)
+    return {"contentType": FHIR_JSON, "location": f"{base_url()}/shl/{link_id}/file/{file_id}"}
+
+
+@manifests.get("/<link_id>/file/<file_id>")
+def manifest_file(link_id: str, file_id: str):
+    """A file a manifest handed out by location (public, like the manifest: the
+    random location is the capability, the content is encrypted for the link)."""
+    found = _federation().links.take_file(link_id, file_id)
+    if found is None:
+        raise NotFound("No such file (expired, or its link is no longer active).")
+    return Response(found, 200, mimetype="application/jose")
 
 
 def _manifest_request() -> dict:

@@ -31,7 +31,11 @@ SCHEMA = {
     ),
     "anchoring": (journal_tables.journal, journal_tables.batches, journal_tables.proofs),
     "consent": (consent_tables.released_keys,),
-    "federation": (federation_links.share_links, federation_proxies.remote_patients),
+    "federation": (
+        federation_links.share_links,
+        federation_links.share_link_files,
+        federation_proxies.remote_patients,
+    ),
 }
 
 

@@ -3,6 +3,8 @@ doctor reads them through PH (verified there against the chain) and writes back.
 
 from __future__ import annotations
 
+import json
+
 import requests
 
 from fhir_server.demo.journey import AT_PH, PRC, SANTOS, post_mhb, post_share
@@ -355,3 +357,23 @@ def test_a_share_with_a_clinician_at_home_issues_no_link_unless_asked(network):
     assert asked["link"]["valueString"].startswith("shlink:/")
     abroad = _share(lin, tw, patient_id, SANTOS, AT_PH, {"name": "link", "valueBoolean": False})
     assert "link" not in abroad and "qr" not in abroad
+
+
+def test_files_beyond_the_viewers_embedded_length_come_by_location(network):
+    tw = network.nodes["TW"]
+    patient_id, lin, _ = _people_once(network)
+    from federation import shlink
+
+    link = shlink.decode(_share(lin, tw, patient_id)["link"]["valueString"])
+    manifest = requests.post(link.url, json={"recipient": "viewer", "embeddedLengthMax": 200})
+    assert manifest.status_code == 200, manifest.text
+    files = manifest.json()["files"]
+    assert all("location" in f and "embedded" not in f for f in files)
+    fetched = requests.get(files[0]["location"], timeout=30)
+    assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "application/jose"
+    assert json.loads(shlink.decrypt(link.key, fetched.text))["type"] == "document"
+    assert requests.get(files[0]["location"] + "x", timeout=30).status_code == 404
+    big_enough = requests.post(link.url, json={"recipient": "v", "embeddedLengthMax": 10**9})
+    assert all("embedded" in f for f in big_enough.json()["files"])
+    bad = requests.post(link.url, json={"recipient": "v", "embeddedLengthMax": "many"})
+    assert bad.status_code == 400

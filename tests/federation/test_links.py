@@ -19,6 +19,7 @@ from federation.links import (
     LinkStore,
     StoredLink,
     new_link_id,
+    share_link_files,
     share_links,
 )
 from vault.errors import IntegrityError
@@ -346,3 +347,31 @@ def test_for_patient_lists_only_that_patients_links(store):
     assert all(link.patient_id == "p1" for link in found)
     assert [link.link_id for link in store.for_patient("p2")] == [theirs]
     assert store.for_patient("nobody") == []
+
+
+# --- files handed out by location ------------------------------------------------
+
+
+def test_a_file_is_kept_for_its_link_while_it_lasts(store):
+    link_id = _create(store)
+    file_id = store.put_file(link_id, "a.b.c.d.e")
+    assert store.take_file(link_id, file_id) == "a.b.c.d.e"
+    assert store.take_file(link_id, file_id) == "a.b.c.d.e"  # retries within the minute
+    other = _create(store, consent="c2")
+    assert store.take_file(other, file_id) is None  # another link's id does not open it
+    assert store.take_file(link_id, "nope") is None
+    assert store.take_file(link_id, "x" * 100) is None
+
+
+def test_an_expired_file_or_one_of_a_dead_link_is_gone(store):
+    link_id = _create(store)
+    expired = store.put_file(link_id, "old", ttl_s=0)
+    assert store.take_file(link_id, expired) is None
+    kept = store.put_file(link_id, "new")
+    with store.engine.begin() as conn:
+        store.revoke_for(conn, ["c1"])
+    assert store.take_file(link_id, kept) is None
+    # putting a file drops the expired ones of every link
+    with store.engine.connect() as conn:
+        ids = {row.file_id for row in conn.execute(select(share_link_files))}
+    assert expired not in ids and kept in ids
