@@ -25,12 +25,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlsplit
 
 import orjson
 
 from anchoring.provenance import version_key_of, version_reference
-from federation import shlink
+from federation import shlink, summary_check
 from federation.assertion import actor_claim
 from federation.client import WRITE_BACK_TYPES, WRITE_SCOPE
 from federation.errors import LinkError, Refused, RemoteRefused
@@ -331,7 +330,7 @@ def summary(federation, proxy, clinician) -> dict:
             continue
         kept.append({**entry, "resource": checked})
     if dropped and kept and kept[0]["resource"].get("resourceType") == "Composition":
-        _drop_section_entries(kept[0]["resource"], dropped)
+        summary_check.drop_section_entries(kept[0]["resource"], dropped)
     document = {**document, "entry": kept}
     if withheld:
         outcome = _withheld_entry(withheld, proxy)
@@ -350,77 +349,12 @@ def _check_summary_entry(federation, proxy, resource, originals, proofs) -> dict
     if found is None:
         resource["_phrx_withheld_reason"] = original.pop("_phrx_withheld_reason", None)
         return None
-    if not _omits_only(_content(resource, original), _content(original)):
+    if not summary_check.faithful(resource, original):
         resource["_phrx_withheld_reason"] = "the summary's copy differs from the anchored record"
         return None
     meta = dict(resource.get("meta") or {})
     meta["tag"] = [*(meta.get("tag") or []), found["meta"]["tag"][-1]]
     return {**resource, "meta": meta}
-
-
-DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
-
-
-def _content(resource: dict, original: dict | None = None) -> dict:
-    """What a summary entry must not change: all but meta, narrative and the
-    data-absent-reason markers the IPS puts where the record lacks a required element
-    (an element the anchored ``original`` does not have at all)."""
-    return {
-        k: v
-        for k, v in resource.items()
-        if k not in ("meta", "text")
-        and not (original is not None and k not in original and _absent_marker(k, v, resource))
-    }
-
-
-def _absent_marker(key: str, value, resource: dict) -> bool:
-    if key.startswith("_"):  # a primitive's extension: only the marker, nothing else
-        if key[1:] in resource or not isinstance(value, dict) or set(value) != {"extension"}:
-            return False
-        return all(e.get("url") == DATA_ABSENT for e in value.get("extension") or [])
-    items = value if isinstance(value, list) else [value]
-    return bool(items) and all(_marked(item) for item in items)
-
-
-def _marked(item) -> bool:
-    """A complex element that says only "absent" (its extension, and a display)."""
-    if not isinstance(item, dict) or not set(item) <= {"extension", "display"}:
-        return False
-    extensions = item.get("extension") or []
-    return bool(extensions) and all(e.get("url") == DATA_ABSENT for e in extensions)
-
-
-def _omits_only(part, whole) -> bool:
-    """Whether ``part`` holds nothing that ``whole`` does not (elements or list items
-    may be missing; none added or changed)."""
-    if isinstance(part, dict) and isinstance(whole, dict):
-        return all(k in whole and _omits_only(v, whole[k]) for k, v in part.items())
-    if isinstance(part, list) and isinstance(whole, list):
-        return all(any(_omits_only(item, other) for other in whole) for item in part)
-    return part == whole
-
-
-def _drop_section_entries(composition: dict, dropped: set[str]) -> None:
-    for section in composition.get("section") or []:
-        refs = section.get("entry") or []
-        kept = [r for r in refs if _relative(r.get("reference", "")) not in dropped]
-        if len(kept) != len(refs):
-            section["entry"] = kept
-            if not kept:
-                section.pop("entry")
-                section["emptyReason"] = {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
-                            "code": "withheld",
-                        }
-                    ]
-                }
-
-
-def _relative(reference: str) -> str:
-    parts = urlsplit(reference).path.rstrip("/").split("/")
-    return "/".join(parts[-2:])
 
 
 # -- write-back --------------------------------------------------------------------

@@ -6,8 +6,8 @@
   route runs as them (the link's own identity, plus the clinician a calling node's
   bearer token names), so the Consent the link stands for -- and nothing else --
   decides what is released, and the read is audited like any other.
-* ``POST /fhir/$receive-share`` -- a clinician here hands in a link; this node
-  redeems it at the home node and answers the proxy Patient.
+* (``POST /fhir/$receive-share`` is an operation: fhir_server/api/operations/
+  receive_share.py.)
 * The gateway hook: requests here about a proxy Patient (read, ``$summary``,
   ``$everything``, searches naming it, new records about it) are served from the
   home node through :mod:`federation.gateway`, after this node's own
@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
@@ -24,14 +23,15 @@ import uuid
 from flask import Blueprint, Response, current_app, g, request
 
 from consent import audit
-from federation import gateway, qr, shlink
+from federation import gateway, shlink
 from federation.errors import FederationError
 from federation.proxies import PROXY_PREFIX, is_proxy_id
 from fhir_server import fastjson
+from fhir_server.api.clinician import clinician
 from fhir_server.api.http import base_url, fhir_response, read_json_body
-from fhir_server.api.operations.base import blueprint, node, who
+from fhir_server.api.operations.base import node, who
 from fhir_server.api.smart.bearer_hook import check_federated
-from fhir_server.errors import BadRequest, FHIRError, Forbidden, NotFound, from_federation
+from fhir_server.errors import BadRequest, FHIRError, NotFound, from_federation
 from fhir_server.operations.share import SHARE_LINK_SYSTEM
 from fhir_server.smart import scopes
 from fhir_server.smart.access import AccessContext
@@ -41,7 +41,6 @@ from vault.keyring import KeyRing
 # Under the FHIR base, so a link's URL lies under the node's registered base (the trust
 # check); public for the bearer hook: the manifest authenticates its holder itself.
 manifests = Blueprint("shl", __name__, url_prefix="/fhir/shl")
-receive = blueprint("receive_share")
 LINK_SCOPE = "system/*.rs"
 FHIR_JSON = "application/fhir+json"
 MAX_MANIFEST_BODY = 64 * 1024
@@ -174,82 +173,6 @@ def _country(access) -> str | None:
     return (access.context or {}).get("actor_country") if access is not None else None
 
 
-# -- $receive-share ------------------------------------------------------------------
-@receive.post("/$receive-share")
-def receive_share():
-    federation = _federation()
-    clinician = _clinician()
-    params = read_json_body()
-    if not isinstance(params, dict) or params.get("resourceType") != "Parameters":
-        raise BadRequest("$receive-share takes a Parameters resource (link, passcode).")
-    entries = [p for p in params.get("parameter") or [] if isinstance(p, dict)]
-    values = {p.get("name"): p.get("valueString") for p in entries}
-    try:
-        link = values.get("link")
-        if not isinstance(link, str):
-            link = _link_from_picture(entries)
-        proxy, _patient, consent = gateway.receive_share(
-            federation, clinician, link, values.get("passcode")
-        )
-    except FederationError as error:
-        raise from_federation(error) from None
-    current = node()
-    event = audit.read(f"Patient/{proxy.proxy_id}", proxy.proxy_id, **who())
-    event["outcomeDesc"] = (
-        f"share received from {proxy.home_country}: {proxy.home_base}/Patient/{proxy.home_patient}"
-    )
-    record(current.store, event)
-    out = {
-        "resourceType": "Parameters",
-        "parameter": [
-            {"name": "patient", "valueReference": {"reference": f"Patient/{proxy.proxy_id}"}},
-            {"name": "homeNode", "valueCode": proxy.home_country},
-            {"name": "homePatient", "valueUri": f"{proxy.home_base}/Patient/{proxy.home_patient}"},
-            {"name": "consent", "valueUri": f"{proxy.home_base}/Consent/{consent['id']}"},
-        ],
-    }
-    return fhir_response(out, 200)
-
-
-def _link_from_picture(entries: list[dict]) -> str:
-    """The link in the ``qr`` parameter: a valueAttachment holding a PNG or JPEG of
-    the QR code (base64 ``data``)."""
-    attachment = next((p.get("valueAttachment") for p in entries if p.get("name") == "qr"), None)
-    if not isinstance(attachment, dict) or not isinstance(attachment.get("data"), str):
-        raise BadRequest(
-            "$receive-share needs the link (valueString) or a picture of its QR code "
-            "(qr: valueAttachment with base64 data)."
-        )
-    try:
-        picture = base64.b64decode(attachment["data"], validate=True)
-    except ValueError:
-        raise BadRequest("qr.data is not base64.") from None
-    return qr.decode(picture)
-
-
-def _clinician() -> gateway.Clinician:
-    access = g.get("access")
-    user = getattr(access, "user", None)
-    if not user or not user.startswith(("Practitioner/", "PractitionerRole/")):
-        raise Forbidden("Only a clinician signed in at this node uses shared records.")
-    from datetime import UTC, datetime
-
-    found = node().consent.local_identifiers(user, datetime.now(UTC))
-    if not found:
-        raise Forbidden(
-            "Your Practitioner record carries no identifier another node can know you by."
-        )
-    resource = node().store.read(*user.split("/", 1))
-    name = (resource.get("name") or [{}])[0]
-    display = (
-        name.get("text")
-        or " ".join(
-            [*name.get("prefix", []), *name.get("given", []), name.get("family", "")]
-        ).strip()
-    )
-    return gateway.Clinician(user, tuple(found), display or None, base_url())
-
-
 # -- the gateway hook ------------------------------------------------------------------
 def gateway_hook():
     """Serve requests about a proxy Patient from its home node (see module docstring)."""
@@ -269,7 +192,7 @@ def gateway_hook():
     kind, proxy_id, res_type = target
     try:
         proxy = gateway.check_proxy(federation.proxies.get(proxy_id), access.user)
-        return _serve(federation, proxy, _clinician(), access, kind, res_type)
+        return _serve(federation, proxy, clinician(), access, kind, res_type)
     except FederationError as error:
         raise from_federation(error) from None
 
@@ -339,5 +262,4 @@ def _serve(federation, proxy, clinician, access, kind: str, res_type: str):
 
 def init_federation(app) -> None:
     app.register_blueprint(manifests)
-    app.register_blueprint(receive)
     app.before_request(gateway_hook)  # after the bearer hook: g.access is known

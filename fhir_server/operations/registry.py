@@ -18,13 +18,24 @@ from fhir_server.operations import (
     everything,
     import_mhb,
     provenance,
+    receive_share,
     share,
     summary,
     verify,
 )
 from fhir_server.operations.definition import capability_entry
 
-CORES = (everything, summary, share, erase, import_mhb, anchor, verify, provenance)
+CORES = (
+    everything,
+    summary,
+    share,
+    erase,
+    import_mhb,
+    anchor,
+    verify,
+    provenance,
+    receive_share,
+)
 
 
 @cache

@@ -16,6 +16,7 @@ from fhir_server.api.operations import (
     everything,
     import_mhb,
     provenance,
+    receive_share,
     share,
     summary,
     verify,
@@ -23,7 +24,17 @@ from fhir_server.api.operations import (
 from fhir_server.operations import registry
 
 # One route module per operation (each names its core as CORE).
-ROUTES = (everything, summary, share, erase, import_mhb, anchor, verify, provenance)
+ROUTES = (
+    everything,
+    summary,
+    share,
+    erase,
+    import_mhb,
+    anchor,
+    verify,
+    provenance,
+    receive_share,
+)
 
 
 def blueprints() -> list:

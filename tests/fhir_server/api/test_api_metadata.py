@@ -102,6 +102,7 @@ def test_every_listed_operation_resolves_to_a_served_definition(client):
         "anchor",
         "verify",
         "provenance",
+        "receive-share",
     }
     for op in operations:
         served = _served(client, op["definition"])
