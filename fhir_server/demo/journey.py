@@ -317,7 +317,7 @@ class Journey:
         self.steps.check(
             "TH: a doctor without consent is refused (TW decides, nothing released)",
             refused.status_code == 403,
-            f"HTTP {refused.status_code}",
+            f"HTTP {refused.status_code}, {_said(refused)}",
         )
 
     # -- 5. tampering and revocation -------------------------------------------------------
@@ -364,7 +364,7 @@ class Journey:
         check(
             "PH: the doctor's next read is refused (TW decides on every read)",
             refused.status_code == 403,
-            f"HTTP {refused.status_code}",
+            f"HTTP {refused.status_code}, {_said(refused)}",
         )
 
 
@@ -377,3 +377,12 @@ def _withheld(entries: list[dict]) -> int:
         e["resource"] for e in entries if e["resource"]["resourceType"] == "OperationOutcome"
     ]
     return sum(len(o.get("issue", [])) for o in outcomes)
+
+
+def _said(response: requests.Response) -> str:
+    """The first diagnostics of an OperationOutcome answer: the decision, in words."""
+    try:
+        issues = response.json().get("issue") or [{}]
+    except ValueError:
+        return "no OperationOutcome"
+    return str(issues[0].get("diagnostics", ""))[:110]
