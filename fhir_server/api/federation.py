@@ -43,6 +43,7 @@ from vault.keyring import KeyRing
 manifests = Blueprint("shl", __name__, url_prefix="/fhir/shl")
 LINK_SCOPE = "system/*.rs"
 FHIR_JSON = "application/fhir+json"
+FILE_TYPE = "application/fhir+json;fhirVersion=4.0.1"  # the IG's content type for FHIR
 MAX_MANIFEST_BODY = 64 * 1024
 
 
@@ -91,7 +92,9 @@ def manifest(link_id: str):
     )
     event["outcomeDesc"] = f"share link manifest released to {recipient!r}"
     record(current.store, event)
-    return Response(json.dumps({"files": files}), 200, mimetype="application/json")
+    # can-change: the summary is made from the record as it is at each request
+    answer = {"status": "can-change", "files": files}
+    return Response(json.dumps(answer), 200, mimetype="application/json")
 
 
 def _embedded_limit(body: dict) -> int | None:
@@ -106,10 +109,12 @@ def _embedded_limit(body: dict) -> int | None:
 def _file(federation, link_id: str, jwe: str, limit: int | None) -> dict:
     """A manifest file: embedded, or -- longer than the viewer's embeddedLengthMax --
     at a short-lived location (SHL IG: the JWE, for a minute, under a random id)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if limit is None or len(jwe) <= limit:
-        return {"contentType": FHIR_JSON, "embedded": jwe}
+        return {"contentType": FILE_TYPE, "embedded": jwe, "lastUpdated": now}
     file_id = federation.links.put_file(link_id, jwe)
-    return {"contentType": FHIR_JSON, "location": f"{base_url()}/shl/{link_id}/file/{file_id}"}
+    location = f"{base_url()}/shl/{link_id}/file/{file_id}"
+    return {"contentType": FILE_TYPE, "location": location, "lastUpdated": now}
 
 
 @manifests.get("/<link_id>/file/<file_id>")

@@ -241,7 +241,9 @@ def test_anyone_link_opens_in_a_plain_shl_viewer(network):
     assert shared["qr"]["valueAttachment"]["contentType"] == "image/png"
     manifest = requests.post(link.url, json={"recipient": "Viewer test"}, timeout=30)
     assert manifest.status_code == 200, manifest.text
+    assert manifest.json()["status"] == "can-change"
     files = manifest.json()["files"]
+    assert files[0]["contentType"] == "application/fhir+json;fhirVersion=4.0.1"
     ips = json_of(shlink.decrypt(link.key, files[0]["embedded"]))
     assert ips["type"] == "document"
     assert ips["entry"][0]["resource"]["resourceType"] == "Composition"
