@@ -209,20 +209,15 @@ def test_serve_binds_non_loopback_and_warns(phrx_bin, tmp_path):
 
 @pytest.mark.slow
 def test_demo_exit(phrx_bin, tmp_path):
+    """The three-country demo runs every check, reports each, and exits 0 (one run:
+    it starts a chain and three nodes)."""
     result = run(phrx_bin, "demo", "--exit", "--port", "0", "--data-dir", str(tmp_path / "demo"))
+    assert "[ok  ] GET /metadata" in result.stdout
+    assert "Traceback" not in result.stderr
     assert result.returncode == 0, result.stdout[-2000:]
     assert "all steps behaved" in result.stdout
     assert "[FAIL]" not in result.stdout
-
-
-@pytest.mark.slow
-def test_demo_exit_reports_its_steps(phrx_bin, tmp_path):
-    """Whatever the outcome, the demo runs its checks and exits (never hangs)."""
-    result = run(phrx_bin, "demo", "--exit", "--port", "0", "--data-dir", str(tmp_path / "demo"))
-    assert "GET /metadata" in result.stdout
-    assert "[ok  ] GET /metadata" in result.stdout
-    assert "Traceback" not in result.stderr
-    assert result.returncode in (0, 1)
+    assert "TH: a doctor without consent is refused" in result.stdout
 
 
 def _free_port() -> int:
