@@ -207,12 +207,12 @@ def _verified_searchset(federation, proxy, clinician, url, query, headers=None) 
             "Provenance",
         ):
             continue
-        checked = _check(federation, proxy, resource, proofs)
-        if checked is None:
-            withheld.append(resource)
+        result = _verify(federation, proxy, resource, proofs)
+        if not result.result:
+            withheld.append((resource, result.reason or "not verified"))
             continue
         fresh = dict(entry)
-        fresh["resource"] = checked
+        fresh["resource"] = _tagged(resource, result)
         fresh["fullUrl"] = f"{proxy.home_base}/{resource['resourceType']}/{resource.get('id')}"
         out.append(fresh)
     bundle = {
@@ -227,30 +227,29 @@ def _verified_searchset(federation, proxy, clinician, url, query, headers=None) 
     return bundle
 
 
-def _check(federation, proxy, resource: dict, proofs: dict) -> dict | None:
-    """``resource`` tagged verified, or None when it does not verify here."""
+def _verify(federation, proxy, resource: dict, proofs: dict):
+    """Whether ``resource`` verifies here, with its proof among ``proofs``."""
     key = version_key_of(resource)
     proof = proofs.get(version_reference(*key)) if key else None
-    result = verify_resource(resource, proof, federation.reader, proxy.home_country)
-    if not result.result:
-        resource["_phrx_withheld_reason"] = result.reason or "not verified"
-        return None
-    tagged = dict(resource)
-    meta = dict(tagged.get("meta") or {})
+    return verify_resource(resource, proof, federation.reader, proxy.home_country)
+
+
+def _tagged(resource: dict, result) -> dict:
+    """``resource`` (a copy) with the ``verified`` tag of ``result``."""
+    meta = dict(resource.get("meta") or {})
     tag = {
         "system": VERIFIED_SYSTEM,
         "code": "verified",
         "display": f"verified on chain: block {result.block_number}, anchored by {result.country}",
     }
     meta["tag"] = [*(meta.get("tag") or []), tag]
-    tagged["meta"] = meta
-    return tagged
+    return {**resource, "meta": meta}
 
 
-def _withheld_entry(withheld: list[dict], proxy) -> dict:
+def _withheld_entry(withheld: list[tuple[dict, str]], proxy) -> dict:
+    """An OperationOutcome naming each (resource, reason) withheld."""
     issues = []
-    for resource in withheld[:100]:
-        reason = resource.pop("_phrx_withheld_reason", "not verified")
+    for resource, reason in withheld[:100]:
         where = f"{resource.get('resourceType')}/{resource.get('id')}"
         issues.append(
             {
@@ -323,9 +322,9 @@ def summary(federation, proxy, clinician) -> dict:
         if index == 0 or resource.get("resourceType") in ("Composition", "Device"):
             kept.append(entry)  # assembled for this response: nothing stored to verify
             continue
-        checked = _check_summary_entry(federation, proxy, resource, originals, proofs)
+        checked, reason = _check_summary_entry(federation, proxy, resource, originals, proofs)
         if checked is None:
-            withheld.append(resource)
+            withheld.append((resource, reason))
             dropped.add(f"{resource.get('resourceType')}/{resource.get('id')}")
             continue
         kept.append({**entry, "resource": checked})
@@ -340,21 +339,18 @@ def summary(federation, proxy, clinician) -> dict:
     return document
 
 
-def _check_summary_entry(federation, proxy, resource, originals, proofs) -> dict | None:
+def _check_summary_entry(federation, proxy, resource, originals, proofs):
+    """(the entry tagged verified, None) or (None, why it is withheld): its stored
+    version must verify, and the entry must show nothing that version does not."""
     original = originals.get(version_key_of(resource))
     if original is None:
-        resource["_phrx_withheld_reason"] = "not among the patient's anchored records"
-        return None
-    found = _check(federation, proxy, original, proofs)
-    if found is None:
-        resource["_phrx_withheld_reason"] = original.pop("_phrx_withheld_reason", None)
-        return None
+        return None, "not among the patient's anchored records"
+    result = _verify(federation, proxy, original, proofs)
+    if not result.result:
+        return None, result.reason or "not verified"
     if not summary_check.faithful(resource, original):
-        resource["_phrx_withheld_reason"] = "the summary's copy differs from the anchored record"
-        return None
-    meta = dict(resource.get("meta") or {})
-    meta["tag"] = [*(meta.get("tag") or []), found["meta"]["tag"][-1]]
-    return {**resource, "meta": meta}
+        return None, "the summary's copy differs from the anchored record"
+    return _tagged(resource, result), None
 
 
 # -- write-back --------------------------------------------------------------------

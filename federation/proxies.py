@@ -42,10 +42,6 @@ class RemotePatient:
     holder: str
     expires_s: int | None
 
-    @property
-    def home_reference(self) -> str:
-        return f"Patient/{self.home_patient}"
-
 
 def is_proxy_id(res_id: str) -> bool:
     return isinstance(res_id, str) and res_id.startswith(PROXY_PREFIX)

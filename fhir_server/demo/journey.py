@@ -57,6 +57,18 @@ def post_mhb(session: requests.Session, base: str, patient_id: str):
     )
 
 
+def put_practitioner(session, base: str, res_id: str, family: str, licence: tuple[str, str]):
+    """A clinician's Practitioner at their node, known abroad by their licence
+    (``(system, value)``): the identifier a patient's share names them by."""
+    body = {
+        "resourceType": "Practitioner",
+        "id": res_id,
+        "identifier": [{"system": licence[0], "value": licence[1]}],
+        "name": [{"family": family, "prefix": ["Dr."]}],
+    }
+    return session.put(f"{base}/Practitioner/{res_id}", json=body).raise_for_status()
+
+
 def _session(token: str) -> requests.Session:
     http = requests.Session()
     http.headers.update({**JSON, "Authorization": f"Bearer {token}"})
@@ -166,20 +178,8 @@ class Journey:
 
     def doctor(self, member, username: str, family: str, system: str, value: str):
         operator = _session(self.token(member, "system/*.cruds"))
-        operator.put(
-            f"{member.base}/Practitioner/{username}",
-            json={
-                "resourceType": "Practitioner",
-                "id": username,
-                "identifier": [{"system": system, "value": value}],
-                "name": [{"family": family, "prefix": ["Dr."]}],
-            },
-        ).raise_for_status()
-        smart = member.app.extensions["phrx.smart"].service
-        if smart.users.get(username) is None:
-            smart.users.add(
-                username, "practitioner", f"Practitioner/{username}", f"demo-{username}-pw"
-            )
+        put_practitioner(operator, member.base, username, family, (system, value))
+        self.add_user(member, username, "practitioner", f"Practitioner/{username}")
         return _session(self.token(member, "user/*.cruds openid fhirUser", username))
 
     # -- 2. sharing --------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,9 +129,6 @@ class Network:
         if self.dev is not None:
             self.dev.stop()
             self.dev = None
-
-    def describe(self) -> str:
-        return json.dumps({c: m.base for c, m in self.nodes.items()})
 
 
 def _listen(app, host: str, port: int, request_log: Path) -> ThreadedServer:

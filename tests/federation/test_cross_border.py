@@ -7,7 +7,7 @@ import json
 
 import requests
 
-from fhir_server.demo.journey import AT_PH, PRC, SANTOS, post_mhb, post_share
+from fhir_server.demo.journey import AT_PH, PRC, SANTOS, post_mhb, post_share, put_practitioner
 from fhir_server.smart.operator import issue_operator_token
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -34,15 +34,7 @@ def _people(network):
     smart_tw = tw.app.extensions["phrx.smart"].service
     smart_tw.users.add("lin", "patient", f"Patient/{patient['id']}", "pw-lin-123456")
     operator_ph = _session(_token(ph, "system/*.cruds"))
-    operator_ph.put(
-        f"{ph.base}/Practitioner/dr-santos",
-        json={
-            "resourceType": "Practitioner",
-            "id": "dr-santos",
-            "identifier": [{"system": PRC, "value": "0123456"}],
-            "name": [{"family": "Santos", "prefix": ["Dr."]}],
-        },
-    ).raise_for_status()
+    put_practitioner(operator_ph, ph.base, "dr-santos", "Santos", (PRC, "0123456"))
     smart_ph = ph.app.extensions["phrx.smart"].service
     smart_ph.users.add("dr-santos", "practitioner", "Practitioner/dr-santos", "pw-santos-1234")
     lin = _session(_token(tw, "patient/*.cruds openid fhirUser", "lin"))
@@ -190,14 +182,9 @@ def test_revocation_cuts_the_next_read_and_a_th_doctor_is_refused(network):
     assert doctor.get(f"{ph.base}/Condition", params={"patient": proxy}).status_code == 200
     # the same link redeemed by a TH doctor: TW's Consent names the PH doctor only
     operator_th = _session(_token(th, "system/*.cruds"))
-    operator_th.put(
-        f"{th.base}/Practitioner/dr-chai",
-        json={
-            "resourceType": "Practitioner",
-            "id": "dr-chai",
-            "identifier": [{"system": "https://tmc.or.th/license", "value": "TH-77"}],
-        },
-    ).raise_for_status()
+    put_practitioner(
+        operator_th, th.base, "dr-chai", "Chai", ("https://tmc.or.th/license", "TH-77")
+    )
     th.app.extensions["phrx.smart"].service.users.add(
         "dr-chai", "practitioner", "Practitioner/dr-chai", "pw-chai-123456"
     )

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from fhir_server.demo.journey import AT_PH, PRC, SANTOS, post_mhb, post_share
+from fhir_server.demo.journey import AT_PH, PRC, SANTOS, post_mhb, post_share, put_practitioner
+from tests.federation.test_cross_border import _receive
 
 PHRX = Path(sys.executable).parent / "phrx"
 HOSTS = {"TW": "127.0.0.2", "PH": "127.0.0.3"}
@@ -159,24 +160,13 @@ def test_home_node_killed_then_back_nothing_lost(processes):
     lin = tw.token("patient/*.cruds openid fhirUser", "lin")
     post_mhb(lin, tw.base, patient_id).raise_for_status()
     tw.token("system/*.cruds").post(f"{tw.base}/$anchor", json={}).raise_for_status()
-    ph.token("system/*.cruds").put(
-        f"{ph.base}/Practitioner/dr-santos",
-        json={
-            "resourceType": "Practitioner",
-            "id": "dr-santos",
-            "identifier": [{"system": PRC, "value": "0123456"}],
-            "name": [{"family": "Santos"}],
-        },
-    ).raise_for_status()
+    put_practitioner(ph.token("system/*.cruds"), ph.base, "dr-santos", "Santos", (PRC, "0123456"))
     ph.add_user("dr-santos", "practitioner", "Practitioner/dr-santos")
     doctor = ph.token("user/*.cruds openid fhirUser", "dr-santos")
     rw = {"name": "access", "valueCode": "read-write"}
     shared = post_share(lin, tw.base, patient_id, SANTOS, AT_PH, rw)
     link = next(p["valueString"] for p in shared.json()["parameter"] if p["name"] == "link")
-    received = doctor.post(
-        f"{ph.base}/$receive-share",
-        json={"resourceType": "Parameters", "parameter": [{"name": "link", "valueString": link}]},
-    )
+    received = _receive(doctor, ph, link)
     assert received.status_code == 200, received.text
     proxy = received.json()["parameter"][0]["valueReference"]["reference"].split("/")[1]
     written = doctor.post(
